@@ -1,0 +1,43 @@
+"""segment-logging: Segment analytics events from the logging calls you already make.
+
+Public names are imported here explicitly; machinery lives in ``_private``
+modules. Exceptions::
+
+    SegmentLoggingError
+    ├── InvalidMessage (also ValueError)
+    │   └── MessageTooLarge
+    └── DeliveryError
+"""
+
+from __future__ import annotations
+
+from ._errors import DeliveryError, InvalidMessage, MessageTooLarge, SegmentLoggingError
+from ._handler import SegmentHandler
+from ._messages import Alias, BaseMessage, Group, Identify, Page, Screen, Track
+from ._transport import AsyncHttpClient, HttpClient, InsecureHostWarning
+from ._version import __version__
+
+__all__ = [
+    "Alias",
+    "AsyncHttpClient",
+    "BaseMessage",
+    "DeliveryError",
+    "Group",
+    "HttpClient",
+    "Identify",
+    "InsecureHostWarning",
+    "InvalidMessage",
+    "MessageTooLarge",
+    "Page",
+    "Screen",
+    "SegmentHandler",
+    "SegmentLoggingError",
+    "Track",
+    "__version__",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__  # report the public home, as httpx does
+del _name, _obj

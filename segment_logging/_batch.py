@@ -1,0 +1,135 @@
+"""Segment's size limits and the batching rules built on them, in one place.
+
+Everything here is pure: no threads, no sockets, no clocks. The worker, the
+seed-style ``Batcher`` and the tests all use these functions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import _json
+from ._errors import MessageTooLarge
+from ._messages import BaseMessage, format_timestamp
+
+MAX_MESSAGE_BYTES = 32_000
+"""Segment's per-message limit (32 KB, counted as 1,000-byte KB to be safe)."""
+MAX_BATCH_BYTES = 500_000
+"""Segment's per-request limit."""
+DEFAULT_BATCH_BYTES = 475_000
+"""Default request cap: Segment's own Python library's, leaving room below the limit."""
+MAX_BATCH_SIZE = 2_500
+"""Segment silently drops messages past this many in one batch."""
+
+_HEAD = b'{"batch":['
+_SENT_AT = b'],"sentAt":"'
+_TAIL = b'"}'
+_SENT_AT_LENGTH = len(format_timestamp(0.0))
+WRAPPER_BYTES = len(_HEAD) + len(_SENT_AT) + _SENT_AT_LENGTH + len(_TAIL)
+"""Bytes a request body adds around its messages (without a batch-level context)."""
+
+
+def encode_message(message: BaseMessage, default_timestamp: datetime.datetime | float | None = None) -> bytes:
+    """Encode one message as compact JSON, checked against the 32 KB limit.
+
+    Raises:
+        InvalidMessage: a field holds a circular reference; the error names the field.
+        MessageTooLarge: the encoded message is over 32,000 bytes.
+    """
+    wire = message.to_dict(default_timestamp)
+    try:
+        piece = _json.dumps(wire)
+    except Exception:  # noqa: BLE001 - re-walk field by field so the error names the field
+        piece = _json.dumps({key: _json.sanitize(value, key) for key, value in wire.items()})
+    if len(piece) > MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(
+            f"{message.type} message is {len(piece):,} bytes encoded; "
+            f"Segment accepts at most {MAX_MESSAGE_BYTES:,}"
+        )
+    return piece
+
+
+def encode_context(context: Mapping[str, Any] | None) -> bytes:
+    """The ``,"context":{...}`` fragment of a batch-level context, or nothing."""
+    if not context:
+        return b""
+    return b',"context":' + _json.dumps(dict(context), "context")
+
+
+def body_size(pieces_bytes: int, count: int, context: bytes = b"") -> int:
+    """Bytes of a request body holding ``count`` messages of ``pieces_bytes`` in all."""
+    return WRAPPER_BYTES + len(context) + pieces_bytes + max(count - 1, 0)
+
+
+def fits(
+    count: int,
+    pieces_bytes: int,
+    piece: bytes,
+    *,
+    max_size: int,
+    max_bytes: int,
+    context: bytes = b"",
+) -> bool:
+    """Whether ``piece`` can join a batch that holds ``count`` messages of ``pieces_bytes``."""
+    if count >= max_size:
+        return False
+    return body_size(pieces_bytes + len(piece), count + 1, context) <= max_bytes
+
+
+def take_batch(
+    pending: deque[bytes],
+    *,
+    max_size: int,
+    max_bytes: int,
+    context: bytes = b"",
+) -> list[bytes]:
+    """Pop from the left of ``pending`` the longest run that fits in one request."""
+    taken: list[bytes] = []
+    total = 0
+    while pending and fits(
+        len(taken), total, pending[0], max_size=max_size, max_bytes=max_bytes, context=context
+    ):
+        piece = pending.popleft()
+        taken.append(piece)
+        total += len(piece)
+    return taken
+
+
+def is_due(
+    *,
+    count: int,
+    pieces_bytes: int,
+    oldest: float | None,
+    now: float,
+    interval: float,
+    max_size: int,
+    max_bytes: int,
+    urgent: bool,
+) -> bool:
+    """Whether a batch should go out now.
+
+    A batch goes out when something waits and either it is full (by count or by
+    bytes), its oldest message has waited ``interval``, or a flush or shutdown
+    asked for it (``urgent``).
+    """
+    if count == 0:
+        return False
+    if urgent or count >= max_size or body_size(pieces_bytes, count) >= max_bytes:
+        return True
+    return oldest is not None and now - oldest >= interval
+
+
+def build_body(pieces: Iterable[bytes], sent_at: str, context: bytes = b"") -> bytes:
+    """The JSON body of a ``/v1/batch`` request, assembled from encoded messages."""
+    return b"".join(
+        (_HEAD, b",".join(pieces), _SENT_AT, sent_at.encode("ascii"), b'"', context, b"}")
+    )
+
+
+def decode_pieces(pieces: Iterable[bytes]) -> list[dict[str, Any]]:
+    """Decode encoded messages back to dicts, for error reports."""
+    return [json.loads(piece) for piece in pieces]

@@ -1,0 +1,169 @@
+"""SegmentHandler: the stdlib logging front end of the core."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._worker import Core, Item, Options
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+# Attributes every LogRecord has; `segment=True` takes properties from the others.
+RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "segment",
+}
+
+STRUCTLOG_KEYS = frozenset(
+    {
+        "event",
+        "segment",
+        "level",
+        "log_level",
+        "timestamp",
+        "logger",
+        "logger_name",
+        "exc_info",
+        "exception",
+        "stack_info",
+        "stack",
+        "positional_args",
+        "_record",
+        "_from_structlog",
+        "_logger",
+        "_name",
+    }
+)
+"""structlog's own bookkeeping: never sent as properties by ``segment=True``."""
+
+
+def structlog_fields(event_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a structlog event dict that ``segment=True`` turns into properties."""
+    return {key: value for key, value in event_dict.items() if key not in STRUCTLOG_KEYS}
+
+
+class SegmentHandler(logging.Handler):
+    """Turns log records that carry Segment metadata into Segment messages.
+
+    A record carries metadata in its ``segment`` attribute
+    (``extra={"segment": {...}}``): a mapping of snake_case fields, a message
+    object, or ``True`` to derive a track from the record's extra attributes.
+    Other records are ignored cheaply, so the handler can sit on the root logger.
+
+    Args:
+        write_key: your Segment source's write key; defaults to ``$SEGMENT_WRITE_KEY``.
+        level: the handler's level, as for any handler.
+        host: Segment's API host (EU workspaces: ``https://events.eu1.segmentapis.com``).
+        max_batch_size: messages per request, 1 to 2,500 (default 100).
+        max_batch_bytes: cap on a request body in bytes, at most 500,000 (default 475,000).
+        flush_interval: seconds a message may wait before its batch goes out (default 0.5).
+        max_queue_size: events waiting at most; past it new ones are dropped and
+            counted (default 100,000).
+        gzip: compress request bodies (default True).
+        timeout: seconds for each request (default 10).
+        shutdown_timeout: the longest ``close()`` or exit waits to deliver (default 5).
+        max_retry_time: seconds after which a failing batch is given up (default 60).
+        on_error: ``callable(exception, messages)`` for messages that were rejected,
+            invalid or not delivered; without it they are reported on the
+            ``segment_logging`` logger.
+        transport: an httpx transport, for proxies, custom TLS and tests.
+        clock: a monotonic clock for the flush interval (tests inject one).
+
+    Raises:
+        ValueError: no write key, or an option out of range (the message names it).
+    """
+
+    def __init__(
+        self,
+        write_key: str | None = None,
+        *,
+        level: int | str = logging.NOTSET,
+        **options: Unpack[Options],
+    ) -> None:
+        self._core = Core(write_key, **options)
+        super().__init__(level)
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Filter and emit without the handler lock: the core is thread-safe, and not
+        taking the lock keeps ``flush()``/``close()`` out of logging's deadlocks."""
+        if self.filters:
+            result = self.filter(record)
+            if not result:
+                return result
+            if isinstance(result, logging.LogRecord):
+                record = result
+        self.emit(record)
+        return record if sys.version_info >= (3, 12) else True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record's event, if it has one. Never raises, never does I/O."""
+        try:
+            item = self._item(record)
+            if item is not None:
+                self._core.submit(item)
+        except Exception:  # noqa: BLE001 - logging must never raise into the app
+            self.handleError(record)
+
+    def _item(self, record: logging.LogRecord) -> Item | None:
+        attributes = record.__dict__
+        metadata = attributes.get("segment")
+        if metadata is None:
+            event_dict = record.msg
+            # The structlog bridge (ProcessorFormatter.wrap_for_formatter): msg is the event dict.
+            if type(event_dict) is not dict or event_dict.get("segment") in (None, False):
+                return None
+            metadata = event_dict["segment"]
+            extra = structlog_fields(event_dict) if metadata is True else None
+            name = str(event_dict.get("event", ""))
+        elif metadata is False:
+            return None
+        else:
+            extra = (
+                {k: v for k, v in attributes.items() if k not in RECORD_ATTRIBUTES}
+                if metadata is True
+                else None
+            )
+            name = record.getMessage()
+        if record.thread == self._core.worker_ident:
+            return None  # never ship the library's own traffic
+        return (metadata, name, record.created, record.name, extra)
+
+    def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Block until what was logged before the call is delivered or given up on.
+
+        Args:
+            timeout: seconds to wait at most; None waits as long as retries last.
+
+        Returns:
+            True when everything settled in time.
+        """
+        if timeout is None and _called_by_logging_shutdown():
+            # logging.shutdown() calls flush() then close(); close() alone delivers the
+            # same within shutdown_timeout, where flush() could wait out the retry budget.
+            self.close()
+            return True
+        return self._core.flush(timeout)
+
+    def close(self) -> None:
+        """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
+        self._core.close()
+        super().close()
+
+    def stats(self) -> dict[str, int]:
+        """Counts of messages: queued, sent, dropped, failed, retried and invalid."""
+        return self._core.stats()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} {self._core.host} ({level})>"
+
+
+def _called_by_logging_shutdown() -> bool:
+    frame = sys._getframe(2)
+    return frame is not None and frame.f_code is logging.shutdown.__code__

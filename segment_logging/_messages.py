@@ -1,0 +1,417 @@
+"""The six Segment Spec messages, and how logging metadata becomes one.
+
+Messages validate at construction, raising ``ValueError``/``TypeError`` that
+name the field, and never mutate what the caller passed: mappings are copied
+(one level deep) and the library's ``context.library`` is merged into a new
+dict when the message is turned into its wire form.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ._errors import InvalidMessage
+from ._version import __version__
+
+LIBRARY = {"name": "segment-logging", "version": __version__}
+MAX_MESSAGE_ID_LENGTH = 100
+
+Timestamp = datetime.datetime | str | float | int
+
+
+def new_message_id() -> str:
+    """A random (version 4) UUID string, about twice as fast as ``str(uuid.uuid4())``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def format_timestamp(moment: datetime.datetime | float) -> str:
+    """ISO-8601 in UTC with millisecond precision, the form Segment documents."""
+    if not isinstance(moment, datetime.datetime):
+        moment = datetime.datetime.fromtimestamp(moment, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def _id(field: str, value: object, *, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"{field} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"{field} must be a str or an int, not {type(value).__name__}")
+    return str(value)
+
+
+def _text(field: str, value: object, *, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"{field} is required")
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be a str, not {type(value).__name__}")
+    return value
+
+
+def _mapping(field: str, value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{field} must be a mapping, not {type(value).__name__}")
+    return dict(value)
+
+
+def _timestamp(value: object) -> datetime.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        # A naive datetime is local time, as everywhere else in Python.
+        return value.astimezone(datetime.timezone.utc)
+    if isinstance(value, str):
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        try:
+            parsed = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"timestamp {value!r} is not an ISO-8601 date-time") from None
+        return parsed.astimezone(datetime.timezone.utc)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+    raise TypeError(
+        f"timestamp must be a datetime, an ISO-8601 str or epoch seconds, not {type(value).__name__}"
+    )
+
+
+def _message_id(value: object) -> str:
+    if value is None:
+        return new_message_id()
+    if not isinstance(value, str) or not value:
+        raise TypeError("message_id must be a non-empty str")
+    if len(value) > MAX_MESSAGE_ID_LENGTH:
+        raise ValueError(f"message_id is {len(value)} characters; Segment accepts at most 100")
+    return value
+
+
+class BaseMessage:
+    """Fields common to every Segment message.
+
+    Args:
+        user_id: your id for the user (a str, or an int sent as a str).
+        anonymous_id: an id for a user you do not know yet. One of the two is required.
+        timestamp: when it happened: an aware or local datetime, an ISO-8601 str or
+            epoch seconds. Defaults to when the log record was made (or when the
+            message is encoded, for messages sent without a record).
+        message_id: unique id Segment de-duplicates on; defaults to a fresh UUID.
+        context: extra context; ``context.library`` is set to segment-logging's.
+        integrations: which destinations receive the message.
+
+    Raises:
+        ValueError, TypeError: a field is missing or has the wrong type; the error names it.
+    """
+
+    type: ClassVar[str] = ""
+    __slots__ = ("user_id", "anonymous_id", "timestamp", "message_id", "context", "integrations")
+
+    def __init__(
+        self,
+        *,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        timestamp: Timestamp | None = None,
+        message_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.user_id = _id("user_id", user_id)
+        self.anonymous_id = _id("anonymous_id", anonymous_id)
+        if self.user_id is None and self.anonymous_id is None:
+            raise ValueError(f"a {self.type} message needs user_id or anonymous_id")
+        self.timestamp = _timestamp(timestamp)
+        self.message_id = _message_id(message_id)
+        self.context = _mapping("context", context)
+        self.integrations = _mapping("integrations", integrations)
+
+    def _fields(self) -> dict[str, Any]:
+        """The wire fields particular to this message type."""
+        return {}
+
+    def to_dict(self, default_timestamp: datetime.datetime | float | None = None) -> dict[str, Any]:
+        """The message as Segment's JSON expects it (camelCase keys, absent fields left out)."""
+        wire: dict[str, Any] = {"type": self.type}
+        if self.user_id is not None:
+            wire["userId"] = self.user_id
+        if self.anonymous_id is not None:
+            wire["anonymousId"] = self.anonymous_id
+        wire.update(self._fields())
+        wire["context"] = {**self.context, "library": LIBRARY} if self.context else {"library": LIBRARY}
+        if self.integrations is not None:
+            wire["integrations"] = self.integrations
+        moment = self.timestamp if self.timestamp is not None else default_timestamp
+        wire["timestamp"] = format_timestamp(
+            moment if moment is not None else datetime.datetime.now(datetime.timezone.utc)
+        )
+        wire["messageId"] = self.message_id
+        return wire
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for cls in type(self).__mro__
+            for name in getattr(cls, "__slots__", ())
+            if getattr(self, name, None) is not None
+        )
+        return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(
+            getattr(self, name) == getattr(other, name)
+            for cls in type(self).__mro__
+            for name in getattr(cls, "__slots__", ())
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+
+class Track(BaseMessage):
+    """A track call: something the user did. ``event`` is required."""
+
+    type = "track"
+    __slots__ = ("event", "properties")
+
+    def __init__(
+        self,
+        *,
+        event: str,
+        properties: Mapping[str, Any] | None = None,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        timestamp: Timestamp | None = None,
+        message_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.event = _text("event", event, required=True)
+        self.properties = _mapping("properties", properties)
+        super().__init__(
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            timestamp=timestamp,
+            message_id=message_id,
+            context=context,
+            integrations=integrations,
+        )
+
+    def _fields(self) -> dict[str, Any]:
+        return {"event": self.event, "properties": self.properties or {}}
+
+
+class Identify(BaseMessage):
+    """An identify call: who the user is, with their ``traits``."""
+
+    type = "identify"
+    __slots__ = ("traits",)
+
+    def __init__(
+        self,
+        *,
+        traits: Mapping[str, Any] | None = None,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        timestamp: Timestamp | None = None,
+        message_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.traits = _mapping("traits", traits)
+        super().__init__(
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            timestamp=timestamp,
+            message_id=message_id,
+            context=context,
+            integrations=integrations,
+        )
+
+    def _fields(self) -> dict[str, Any]:
+        return {"traits": self.traits or {}}
+
+
+class Page(BaseMessage):
+    """A page call: the user saw a web page, optionally with ``name`` and ``category``."""
+
+    type = "page"
+    __slots__ = ("name", "category", "properties")
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        category: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        timestamp: Timestamp | None = None,
+        message_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = _text("name", name)
+        self.category = _text("category", category)
+        self.properties = _mapping("properties", properties)
+        super().__init__(
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            timestamp=timestamp,
+            message_id=message_id,
+            context=context,
+            integrations=integrations,
+        )
+
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"properties": self.properties or {}}
+        if self.name is not None:
+            fields["name"] = self.name
+        if self.category is not None:
+            fields["category"] = self.category
+        return fields
+
+
+class Screen(Page):
+    """A screen call: the mobile-app twin of :class:`Page`."""
+
+    type = "screen"
+    __slots__ = ()
+
+
+class Group(BaseMessage):
+    """A group call: the user belongs to ``group_id`` (required), with the group's ``traits``."""
+
+    type = "group"
+    __slots__ = ("group_id", "traits")
+
+    def __init__(
+        self,
+        *,
+        group_id: str | int,
+        traits: Mapping[str, Any] | None = None,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        timestamp: Timestamp | None = None,
+        message_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.group_id = _id("group_id", group_id, required=True)
+        self.traits = _mapping("traits", traits)
+        super().__init__(
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            timestamp=timestamp,
+            message_id=message_id,
+            context=context,
+            integrations=integrations,
+        )
+
+    def _fields(self) -> dict[str, Any]:
+        return {"groupId": self.group_id, "traits": self.traits or {}}
+
+
+class Alias(BaseMessage):
+    """An alias call: ``previous_id`` (required) and ``user_id`` are the same person."""
+
+    type = "alias"
+    __slots__ = ("previous_id",)
+
+    def __init__(
+        self,
+        *,
+        previous_id: str | int,
+        user_id: str | int | None = None,
+        anonymous_id: str | int | None = None,
+        timestamp: Timestamp | None = None,
+        message_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        integrations: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.previous_id = _id("previous_id", previous_id, required=True)
+        super().__init__(
+            user_id=user_id,
+            anonymous_id=anonymous_id,
+            timestamp=timestamp,
+            message_id=message_id,
+            context=context,
+            integrations=integrations,
+        )
+
+    def _fields(self) -> dict[str, Any]:
+        return {"previousId": self.previous_id}
+
+
+MESSAGE_TYPES: dict[str, type[BaseMessage]] = {
+    cls.type: cls for cls in (Track, Identify, Page, Screen, Group, Alias)
+}
+_COMMON_KEYS = frozenset(
+    ("type", "user_id", "anonymous_id", "timestamp", "message_id", "context", "integrations")
+)
+_KEYS: dict[type[BaseMessage], frozenset[str]] = {
+    cls: _COMMON_KEYS | frozenset(cls.__slots__) | frozenset(getattr(cls.__base__, "__slots__", ()))
+    for cls in MESSAGE_TYPES.values()
+}
+
+
+def from_metadata(
+    metadata: object,
+    name: str,
+    extra: Mapping[str, Any] | None = None,
+) -> BaseMessage:
+    """Build a message from a log call's ``segment`` value.
+
+    Args:
+        metadata: a message object, a mapping of snake_case fields, or ``True`` to
+            derive a track from ``extra`` (``user_id``/``anonymous_id`` from it, the
+            rest as properties).
+        name: the log message, used as the track ``event`` or page/screen ``name``
+            when the metadata has none.
+        extra: the fields ``segment=True`` derives from.
+
+    Raises:
+        InvalidMessage: the metadata cannot become a message; the text names the problem.
+    """
+    if isinstance(metadata, BaseMessage):
+        return metadata
+    if metadata is True:
+        fields = dict(extra or {})
+        metadata = {
+            "user_id": fields.pop("user_id", None),
+            "anonymous_id": fields.pop("anonymous_id", None),
+            "properties": fields,
+        }
+    if not isinstance(metadata, Mapping):
+        raise InvalidMessage(
+            "segment metadata must be a mapping, a message object or True, "
+            f"not {type(metadata).__name__}"
+        )
+    kind = metadata.get("type", "track")
+    cls = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvalidMessage(f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}")
+    unknown = [key for key in metadata if key not in _KEYS[cls]]
+    if unknown:
+        raise InvalidMessage(
+            f"unknown key {unknown[0]!r} in {kind} metadata; "
+            f"expected some of {', '.join(sorted(_KEYS[cls]))}"
+        )
+    fields = {key: value for key, value in metadata.items() if key != "type"}
+    for default_key in ("event", "name"):
+        if default_key in _KEYS[cls] and fields.get(default_key) is None:
+            fields[default_key] = name
+    try:
+        return cls(**fields)
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(str(exc)) from exc

@@ -1,0 +1,571 @@
+"""The one core every front end feeds: a bounded queue, one worker thread, one connection pool.
+
+Callers only append a small tuple to a deque (:meth:`Core.submit`). The
+worker thread turns each into a message, encodes it once, groups the encoded
+pieces into batches (rules in ``_batch``) and sends them (``_transport``),
+retrying per ``_retry``. While it waits (for the interval, or before a retry)
+it keeps encoding what arrives, so the queue holds compact bytes, not dicts.
+
+Shutdown, fork and the logging module's locks are handled here and nowhere else:
+
+* ``close()`` delivers what is queued within ``shutdown_timeout``, then gives up
+  on the rest, reporting it. An ``atexit`` hook closes every live core.
+* In a child after ``fork()`` every core starts empty with a new lock and no
+  worker; one starts on the child's first event. Nothing the parent queued is
+  sent by the child.
+* ``flush()``/``close()`` never wait on the worker while the calling thread
+  holds ``logging._lock`` (``dictConfig()`` does): the worker might need it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import httpx
+
+from ._batch import (
+    DEFAULT_BATCH_BYTES,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_SIZE,
+    MAX_MESSAGE_BYTES,
+    WRAPPER_BYTES,
+    decode_pieces,
+    encode_message,
+    is_due,
+    take_batch,
+)
+from ._errors import DeliveryError, InvalidMessage
+from ._messages import BaseMessage, from_metadata
+from ._transport import DEFAULT_HOST, HttpClient, WriteKey
+
+if TYPE_CHECKING:
+    from typing_extensions import NotRequired
+
+diagnostics = logging.getLogger("segment_logging")
+"""Where the library reports drops, rejected batches and invalid events."""
+
+ErrorCallback = Callable[[BaseException, list[Any]], object]
+Item = tuple[object, str, float, str, "Mapping[str, Any] | None"]
+"""What a front end hands over: (metadata, log message, created, logger name, extra fields)."""
+
+REPORT_EVERY = 10.0
+"""Seconds between two reports of the same kind of trouble (drops, invalid events)."""
+
+
+class Options(TypedDict):
+    """The keyword options every front end (handler, structlog processor) accepts."""
+
+    host: NotRequired[str]
+    max_batch_size: NotRequired[int]
+    max_batch_bytes: NotRequired[int]
+    flush_interval: NotRequired[float]
+    max_queue_size: NotRequired[int]
+    gzip: NotRequired[bool]
+    timeout: NotRequired[float]
+    shutdown_timeout: NotRequired[float]
+    max_retry_time: NotRequired[float]
+    on_error: NotRequired[ErrorCallback | None]
+    transport: NotRequired[httpx.BaseTransport | None]
+    clock: NotRequired[Callable[[], float] | None]
+
+
+def _number(name: str, value: object, *, minimum: float, maximum: float | None = None) -> float:
+    """A float option, also accepted as a numeric str (dictConfig from YAML or INI)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, not a bool")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not number >= minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return number
+
+
+def _integer(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+    number = _number(name, value, minimum=minimum, maximum=maximum)
+    if number != int(number):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def resolve_write_key(write_key: str | None) -> WriteKey:
+    """The write key given, else ``$SEGMENT_WRITE_KEY``.
+
+    Raises:
+        ValueError: neither is set (the message names ``write_key``).
+    """
+    value = write_key if write_key is not None else os.environ.get("SEGMENT_WRITE_KEY")
+    if not value:
+        raise ValueError("write_key is required: pass write_key=... or set SEGMENT_WRITE_KEY")
+    if not isinstance(value, str):
+        raise ValueError(f"write_key must be a str, not {type(value).__name__}")
+    return WriteKey(value)
+
+
+def _holding_logging_lock() -> bool:
+    """Whether this thread holds the logging module's lock (as dictConfig() does)."""
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    return bool(is_owned is not None and is_owned())
+
+
+class _Flush:
+    """A marker a flush() puts in the queue; set once everything before it is done."""
+
+    __slots__ = ("done", "target")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.target = -1
+
+
+class _RateLimit:
+    """Lets one report through every ``interval`` seconds and counts the rest."""
+
+    def __init__(self, interval: float = REPORT_EVERY) -> None:
+        self.interval = interval
+        self.last = -interval
+        self.suppressed = 0
+
+    def ready(self) -> tuple[bool, int]:
+        """(whether to report now, how many were held back since the last report)."""
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            self.suppressed += 1
+            return False, 0
+        self.last, held, self.suppressed = now, self.suppressed, 0
+        return True, held
+
+
+_live: weakref.WeakSet[Core] = weakref.WeakSet()
+
+
+class Core:
+    """One bounded queue, one worker thread and one ``HttpClient``.
+
+    Args: see :class:`segment_logging.SegmentHandler`, which documents every option.
+    """
+
+    def __init__(
+        self,
+        write_key: str | None = None,
+        *,
+        host: str = DEFAULT_HOST,
+        max_batch_size: int = 100,
+        max_batch_bytes: int = DEFAULT_BATCH_BYTES,
+        flush_interval: float = 0.5,
+        max_queue_size: int = 100_000,
+        gzip: bool = True,
+        timeout: float = 10.0,
+        shutdown_timeout: float = 5.0,
+        max_retry_time: float = 60.0,
+        on_error: ErrorCallback | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._key = resolve_write_key(write_key)
+        self.max_batch_size = _integer("max_batch_size", max_batch_size, minimum=1, maximum=MAX_BATCH_SIZE)
+        self.max_batch_bytes = _integer(
+            "max_batch_bytes",
+            max_batch_bytes,
+            minimum=MAX_MESSAGE_BYTES + WRAPPER_BYTES,
+            maximum=MAX_BATCH_BYTES,
+        )
+        self.flush_interval = _number("flush_interval", flush_interval, minimum=0.001)
+        self.max_queue_size = _integer("max_queue_size", max_queue_size, minimum=1)
+        self.shutdown_timeout = _number("shutdown_timeout", shutdown_timeout, minimum=0)
+        if not isinstance(gzip, bool):
+            raise ValueError(f"gzip must be True or False, got {gzip!r}")
+        if on_error is not None and not callable(on_error):
+            raise ValueError(f"on_error must be callable, got {on_error!r}")
+        if transport is not None and not isinstance(transport, httpx.BaseTransport):
+            raise ValueError(f"transport must be an httpx.BaseTransport, got {transport!r}")
+        if clock is not None and not callable(clock):
+            raise ValueError(f"clock must be callable, got {clock!r}")
+        self._client_options = {
+            "host": host,
+            "timeout": _number("timeout", timeout, minimum=0.001),
+            "transport": transport,
+            "gzip": gzip,
+            "max_retry_time": _number("max_retry_time", max_retry_time, minimum=0),
+        }
+        self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
+        self.host = self._http.host
+        self._on_error = on_error
+        self._clock = clock or time.monotonic
+        self._closed = False
+        self._setup()
+        _live.add(self)
+        self._start_worker()
+
+    def _setup(self) -> None:
+        """(Re)initialise every piece of state a fork must not share with the parent."""
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._intake: deque[Item | _Flush] = deque()
+        self._pending: deque[bytes] = deque()
+        self._pending_bytes = 0
+        self._oldest: float | None = None
+        self._flushes: list[_Flush] = []
+        # Counters. _accepted and _dropped change under _lock (many callers); the
+        # rest only on the worker, so all stay exact without atomics.
+        self._accepted = self._taken = self._released = 0
+        self._dropped = self._sent = self._failed = self._retried = self._invalid = 0
+        self._stopping = False
+        self._deadline: float | None = None
+        self._waiting = False
+        self._idle = True
+        self._thread: threading.Thread | None = None
+        self._start_failed = False
+        self.worker_ident: int | None = None
+        self._drop_reports = _RateLimit()
+        self._invalid_reports = _RateLimit()
+        self._warned_closed = False
+
+    # -- callers' side ---------------------------------------------------------------
+
+    def submit(self, item: Item) -> None:
+        """Queue one event; never blocks on the network and never raises for a full queue."""
+        with self._lock:
+            accepted = not self._closed and self._accepted - self._released < self.max_queue_size
+            if accepted:
+                self._accepted += 1
+                self._intake.append(item)
+                waiting = len(self._intake) + len(self._pending)
+            else:
+                self._dropped += 1
+        if not accepted:
+            self._report_drop()
+        elif self._waiting and (self._idle or waiting >= self.max_batch_size):
+            self._wake.set()
+        if self._thread is None and not self._start_failed:
+            self._start_worker()
+
+    def _report_drop(self) -> None:
+        if self._closed:
+            if not self._warned_closed:
+                self._warned_closed = True
+                diagnostics.warning(
+                    "segment-logging: an event was logged after close(); it and any later ones are "
+                    "dropped and counted in stats()['dropped']"
+                )
+            return
+        report, held = self._drop_reports.ready()
+        if report:
+            diagnostics.warning(
+                "segment-logging: the queue is full (max_queue_size=%d): events are being dropped "
+                "(%d dropped in all, %d since the last report); Segment may be slow or unreachable",
+                self.max_queue_size,
+                self._dropped,
+                held + 1,
+            )
+
+    def stats(self) -> dict[str, int]:
+        """Counts of messages: queued now, and sent, dropped, failed, retried, invalid so far.
+
+        ``queued`` is waiting or in flight. ``dropped`` were refused because the
+        queue was full or the core closed; ``failed`` were given up after being
+        rejected by Segment or not delivered in time; ``invalid`` had metadata that
+        could not become a message; ``retried`` counts messages sent again.
+        """
+        return {
+            "queued": self._accepted - self._released,
+            "sent": self._sent,
+            "dropped": self._dropped,
+            "failed": self._failed,
+            "retried": self._retried,
+            "invalid": self._invalid,
+        }
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until what was queued before the call is delivered or given up on.
+
+        Returns:
+            True when it all settled within ``timeout``; False on timeout, or when
+            waiting could deadlock (called from the worker, or under logging's lock).
+        """
+        if threading.get_ident() == self.worker_ident:
+            return False
+        marker = _Flush()
+        with self._lock:
+            if self._closed or self._accepted == self._released:
+                return self._accepted == self._released
+            self._intake.append(marker)
+        self._wake.set()
+        if not self._ensure_worker():
+            self._run_inline(until=marker)
+        if _holding_logging_lock():
+            return False
+        return marker.done.wait(timeout)
+
+    def close(self) -> None:
+        """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
+        self._begin_close()
+        if threading.get_ident() == self.worker_ident or _holding_logging_lock():
+            return  # the worker finishes on its own; the atexit hook waits for it
+        self._wait_closed()
+
+    def _begin_close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._deadline = time.monotonic() + self.shutdown_timeout
+        self._stopping = True
+        self._wake.set()
+
+    def _wait_closed(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            assert self._deadline is not None
+            thread.join(max(0.0, self._deadline - time.monotonic()) + 0.05)
+        elif self._accepted != self._released:
+            self._run_inline(until=None)  # no worker (a child at exit): deliver on this thread
+
+    def _ensure_worker(self) -> bool:
+        if self._thread is None and not self._start_failed:
+            self._start_worker()
+        return self._thread is not None and self._thread.is_alive()
+
+    def _start_worker(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._start_failed:
+                return
+            thread = threading.Thread(target=self._run, name="segment-logging", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:
+                # Interpreter shutdown (Python 3.12+ refuses new threads): close() and
+                # flush() deliver on the calling thread instead.
+                self._start_failed = True
+                return
+            self._thread = thread
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's queue, lock, connections and worker (they are the parent's)."""
+        self._setup()
+        self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
+
+    # -- the worker ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self.worker_ident = threading.get_ident()
+        while not self._stopping:
+            try:
+                self._drain()
+                if self._is_due():
+                    self._send_next()
+                else:
+                    self._wait(self._seconds_to_due())
+            except Exception:  # noqa: BLE001 - the worker must outlive any bug in one event
+                diagnostics.exception("segment-logging: unexpected error in the worker")
+        self._finish()
+
+    def _run_inline(self, until: _Flush | None) -> None:
+        """Do the worker's job on this thread (no worker can run): until ``until`` settles."""
+        self._drain()
+        while self._pending and (until is None or not until.done.is_set()):
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self._abandon()
+                break
+            self._send_next()
+            self._drain()
+        self._settle_flushes()
+
+    def _finish(self) -> None:
+        self._run_inline(until=None)
+        self._settle_flushes(everything=True)
+        self._http.close()
+
+    def _seconds_to_due(self) -> float | None:
+        if self._oldest is None or not self._pending:
+            return None
+        return max(0.0, self._oldest + self.flush_interval - self._clock())
+
+    def _wait(self, timeout: float | None) -> None:
+        self._idle = not self._pending
+        self._waiting = True
+        if not self._intake and not self._stopping:
+            self._wake.wait(timeout)
+        self._waiting = False
+        self._wake.clear()
+
+    def _drain(self) -> None:
+        intake = self._intake
+        while intake:
+            item = intake.popleft()
+            if type(item) is _Flush:
+                item.target = self._taken
+                self._flushes.append(item)
+            else:
+                self._taken += 1
+                self._encode(item)  # type: ignore[arg-type]
+        self._settle_flushes()
+
+    def _encode(self, item: Item) -> None:
+        metadata, name, created, origin, extra = item
+        try:
+            message = from_metadata(metadata, name, extra)
+            piece = encode_message(message, created)
+        except Exception as exc:  # noqa: BLE001 - bad input is reported, never raised
+            self._reject(exc if isinstance(exc, InvalidMessage) else InvalidMessage(str(exc)), item)
+            return
+        if not self._pending:
+            self._oldest = self._clock()
+        self._pending.append(piece)
+        self._pending_bytes += len(piece)
+
+    def _reject(self, exc: InvalidMessage, item: Item) -> None:
+        metadata, name, _, origin, extra = item
+        self._invalid += 1
+        self._released += 1
+        if self._on_error is not None:
+            self._call_on_error(exc, [extra if metadata is True else metadata])
+            return
+        report, held = self._invalid_reports.ready()
+        if report:
+            more = f" ({held} more invalid events since the last report)" if held else ""
+            diagnostics.error(
+                "segment-logging: event %r from logger %r was not sent: %s%s", name, origin, exc, more
+            )
+
+    def _is_due(self) -> bool:
+        return is_due(
+            count=len(self._pending),
+            pieces_bytes=self._pending_bytes,
+            oldest=self._oldest,
+            now=self._clock(),
+            interval=self.flush_interval,
+            max_size=self.max_batch_size,
+            max_bytes=self.max_batch_bytes,
+            urgent=bool(self._flushes) or self._stopping,
+        )
+
+    def _send_next(self) -> None:
+        batch = take_batch(self._pending, max_size=self.max_batch_size, max_bytes=self.max_batch_bytes)
+        self._pending_bytes -= sum(map(len, batch))
+        if not self._pending:
+            self._oldest = None
+        try:
+            attempts = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
+        except DeliveryError as exc:
+            self._failed += len(batch)
+            self._report_failure(exc, batch)
+        else:
+            self._sent += len(batch)
+            self._retried += len(batch) * (attempts - 1)
+        finally:
+            self._released += len(batch)
+            self._settle_flushes()
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait before a retry, encoding new events meanwhile; False to give up (shutdown)."""
+        end = time.monotonic() + seconds
+        while True:
+            now = time.monotonic()
+            if self._deadline is not None and end >= self._deadline:
+                return False
+            if now >= end:
+                return True
+            self._waiting, self._idle = True, False
+            if not self._intake:
+                self._wake.wait(end - now)
+            self._waiting = False
+            self._wake.clear()
+            self._drain()
+
+    def _abandon(self) -> None:
+        """Give up on everything still pending (shutdown_timeout ran out)."""
+        self._drain()
+        batch = list(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        if batch:
+            self._failed += len(batch)
+            self._released += len(batch)
+            self._report_failure(
+                DeliveryError(
+                    f"{len(batch)} messages not delivered: shutdown_timeout "
+                    f"({self.shutdown_timeout:g} s) ran out"
+                ),
+                batch,
+            )
+
+    def _report_failure(self, exc: DeliveryError, batch: list[bytes]) -> None:
+        if self._on_error is not None:
+            self._call_on_error(exc, decode_pieces(batch))
+        else:
+            diagnostics.error("segment-logging: %s", exc)
+
+    def _call_on_error(self, exc: BaseException, messages: list[Any]) -> None:
+        assert self._on_error is not None
+        try:
+            self._on_error(exc, messages)
+        except Exception:  # noqa: BLE001 - a broken callback must not stop delivery
+            diagnostics.exception("segment-logging: on_error raised")
+
+    def _settle_flushes(self, everything: bool = False) -> None:
+        if not self._flushes:
+            return
+        keep = []
+        for marker in self._flushes:
+            if everything or self._released >= marker.target:
+                marker.done.set()
+            else:
+                keep.append(marker)
+        self._flushes = keep
+
+    def __repr__(self) -> str:
+        return f"<Core host={self.host!r} {self.stats()}>"
+
+
+def message_item(message: BaseMessage, origin: str = "") -> Item:
+    """An item for :meth:`Core.submit` made from a ready message object."""
+    return (message, "", time.time(), origin, None)
+
+
+def _close_all() -> None:
+    """At interpreter exit: let every core deliver, all at once, each within its shutdown_timeout."""
+    cores = list(_live)
+    for core in cores:
+        core._begin_close()
+    for core in cores:
+        core._wait_closed()
+
+
+def _after_fork_in_child() -> None:
+    for core in list(_live):
+        core.after_fork_in_child()
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        # multiprocessing's fork children leave through os._exit(), skipping atexit;
+        # its own finalizers run, but Process._bootstrap clears them after fork, so
+        # register ours from its after-fork hook, which runs after that.
+        mp_util.register_after_fork(_mp_anchor, _register_mp_finalizer)
+
+
+class _Anchor:
+    """A weak-referenceable object multiprocessing's after-fork registry can key on."""
+
+
+_mp_anchor = _Anchor()
+
+
+def _register_mp_finalizer(_: object) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _close_all, exitpriority=100)
+
+
+atexit.register(_close_all)
+os.register_at_fork(after_in_child=_after_fork_in_child)
