@@ -411,6 +411,9 @@ def from_metadata(
     for default_key in ("event", "name"):
         if default_key in _KEYS[cls] and fields.get(default_key) is None:
             fields[default_key] = name
+    for required_key in ("group_id", "previous_id"):
+        if required_key in _KEYS[cls]:
+            fields.setdefault(required_key, None)  # so the error says "is required", not a TypeError
     try:
         return cls(**fields)
     except (TypeError, ValueError) as exc:

@@ -43,6 +43,7 @@ from ._batch import (
     is_due,
     take_batch,
 )
+from ._diagnostics import report
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import BaseMessage, from_metadata
 from ._transport import DEFAULT_HOST, HttpClient, WriteKey
@@ -50,8 +51,6 @@ from ._transport import DEFAULT_HOST, HttpClient, WriteKey
 if TYPE_CHECKING:
     from typing_extensions import NotRequired
 
-diagnostics = logging.getLogger("segment_logging")
-"""Where the library reports drops, rejected batches and invalid events."""
 
 ErrorCallback = Callable[[BaseException, list[Any]], object]
 Item = tuple[object, str, float, str, "Mapping[str, Any] | None"]
@@ -255,14 +254,16 @@ class Core:
         if self._closed:
             if not self._warned_closed:
                 self._warned_closed = True
-                diagnostics.warning(
+                report(
+                    logging.WARNING,
                     "segment-logging: an event was logged after close(); it and any later ones are "
-                    "dropped and counted in stats()['dropped']"
+                    "dropped and counted in stats()['dropped']",
                 )
             return
-        report, held = self._drop_reports.ready()
-        if report:
-            diagnostics.warning(
+        due, held = self._drop_reports.ready()
+        if due:
+            report(
+                logging.WARNING,
                 "segment-logging: the queue is full (max_queue_size=%d): events are being dropped "
                 "(%d dropped in all, %d since the last report); Segment may be slow or unreachable",
                 self.max_queue_size,
@@ -329,6 +330,14 @@ class Core:
         if thread is not None and thread.is_alive():
             assert self._deadline is not None
             thread.join(max(0.0, self._deadline - time.monotonic()) + 0.05)
+            if thread.is_alive() and self._accepted != self._released:
+                # The worker is stuck in a request; it may still finish, so only report.
+                report(
+                    logging.ERROR,
+                    "segment-logging: shutdown_timeout (%g s) ran out with %d events not delivered",
+                    self.shutdown_timeout,
+                    self._accepted - self._released,
+                )
         elif self._accepted != self._released:
             self._run_inline(until=None)  # no worker (a child at exit): deliver on this thread
 
@@ -368,7 +377,7 @@ class Core:
                 else:
                     self._wait(self._seconds_to_due())
             except Exception:  # noqa: BLE001 - the worker must outlive any bug in one event
-                diagnostics.exception("segment-logging: unexpected error in the worker")
+                report(logging.ERROR, "segment-logging: unexpected error in the worker", exc_info=True)
         self._finish()
 
     def _run_inline(self, until: _Flush | None) -> None:
@@ -432,11 +441,16 @@ class Core:
         if self._on_error is not None:
             self._call_on_error(exc, [extra if metadata is True else metadata])
             return
-        report, held = self._invalid_reports.ready()
-        if report:
+        due, held = self._invalid_reports.ready()
+        if due:
             more = f" ({held} more invalid events since the last report)" if held else ""
-            diagnostics.error(
-                "segment-logging: event %r from logger %r was not sent: %s%s", name, origin, exc, more
+            report(
+                logging.ERROR,
+                "segment-logging: event %r from logger %r was not sent: %s%s",
+                name,
+                origin,
+                exc,
+                more,
             )
 
     def _is_due(self) -> bool:
@@ -505,14 +519,14 @@ class Core:
         if self._on_error is not None:
             self._call_on_error(exc, decode_pieces(batch))
         else:
-            diagnostics.error("segment-logging: %s", exc)
+            report(logging.ERROR, "segment-logging: %s", exc)
 
     def _call_on_error(self, exc: BaseException, messages: list[Any]) -> None:
         assert self._on_error is not None
         try:
             self._on_error(exc, messages)
         except Exception:  # noqa: BLE001 - a broken callback must not stop delivery
-            diagnostics.exception("segment-logging: on_error raised")
+            report(logging.ERROR, "segment-logging: on_error raised", exc_info=True)
 
     def _settle_flushes(self, everything: bool = False) -> None:
         if not self._flushes:

@@ -1,0 +1,48 @@
+"""Where the library reports trouble: the ``segment_logging`` logger, or stderr.
+
+A common set-up puts SegmentHandler alone on the root logger. Records of the
+``segment_logging`` logger would then reach only that handler, which ignores
+them, and logging's last-resort handler would not step in because a handler
+exists. So when no other handler would show a report, it goes to stderr the
+way the last-resort handler writes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+logger = logging.getLogger("segment_logging")
+
+
+def _shown_elsewhere(level: int) -> bool:
+    """Whether a handler that is not a SegmentHandler would handle a record at ``level``."""
+    from ._handler import SegmentHandler
+
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if not isinstance(handler, SegmentHandler) and level >= handler.level:
+                return True
+        current = current.parent if current.propagate else None
+    return False
+
+
+def report(level: int, message: str, *args: Any, exc_info: bool = False) -> None:
+    """Log ``message % args`` on the ``segment_logging`` logger, falling back to stderr."""
+    if not logger.isEnabledFor(level):
+        return
+    if _shown_elsewhere(level):
+        logger.log(level, message, *args, exc_info=exc_info)
+        return
+    try:
+        text = message % args if args else message
+        if exc_info:
+            import traceback
+
+            text += "\n" + traceback.format_exc().rstrip()
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - stderr closed at exit: nothing more can be done
+        pass

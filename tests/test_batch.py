@@ -1,0 +1,86 @@
+"""Batching rules: limits over the whole request body, and when a batch is due."""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+
+import pytest
+
+from segment_logging import MessageTooLarge, Track
+from segment_logging._batch import (
+    MAX_MESSAGE_BYTES,
+    WRAPPER_BYTES,
+    body_size,
+    build_body,
+    encode_context,
+    encode_message,
+    fits,
+    is_due,
+    take_batch,
+)
+from segment_logging._messages import format_timestamp
+
+
+def _track_of_size(size: int) -> Track:
+    """A track whose encoded JSON is exactly ``size`` bytes."""
+    base = Track(user_id="u", event="E", message_id="m", properties={"p": ""})
+    overhead = len(encode_message(base, 0.0))
+    return Track(user_id="u", event="E", message_id="m", properties={"p": "x" * (size - overhead)})
+
+
+@pytest.mark.parametrize("size", [MAX_MESSAGE_BYTES - 1, MAX_MESSAGE_BYTES])
+def test_message_at_limit_is_accepted(size: int) -> None:
+    """A message of exactly 32,000 bytes encoded is accepted."""
+    assert len(encode_message(_track_of_size(size), 0.0)) == size
+
+
+def test_message_over_limit_is_rejected() -> None:
+    """One byte over 32,000 raises MessageTooLarge naming the size."""
+    with pytest.raises(MessageTooLarge, match="32,001 bytes"):
+        encode_message(_track_of_size(MAX_MESSAGE_BYTES + 1), 0.0)
+
+
+def test_body_size_matches_built_body() -> None:
+    """body_size() counts the wrapper, commas and context exactly as build_body() writes them."""
+    pieces = [b'{"a":1}', b'{"b":22}', b"{}"]
+    context = encode_context({"ip": "1.2.3.4"})
+    body = build_body(pieces, format_timestamp(0.0), context)
+    assert len(body) == body_size(sum(map(len, pieces)), len(pieces), context)
+    parsed = json.loads(body)
+    assert parsed["batch"] == [{"a": 1}, {"b": 22}, {}]
+    assert parsed["context"] == {"ip": "1.2.3.4"}
+    assert parsed["sentAt"] == "1970-01-01T00:00:00.000+00:00"
+
+
+@pytest.mark.parametrize(("extra", "expected"), [(0, True), (1, False)])
+def test_byte_budget_boundary(extra: int, expected: bool) -> None:
+    """A piece fits when the body comes to exactly max_bytes, not one byte more."""
+    max_bytes = 1000
+    piece = b"x" * (max_bytes - WRAPPER_BYTES - 10 - 1 + extra)
+    assert fits(1, 10, piece, max_size=100, max_bytes=max_bytes) is expected
+
+
+@pytest.mark.parametrize(("count", "expected"), [(99, True), (100, False)])
+def test_count_boundary(count: int, expected: bool) -> None:
+    """A batch holds at most max_size messages."""
+    assert fits(count, 0, b"{}", max_size=100, max_bytes=500_000) is expected
+
+
+def test_take_batch_splits_to_stay_under_budget() -> None:
+    """take_batch() stops before the byte budget and leaves the rest queued, in order."""
+    pending = deque([b"a" * 400, b"b" * 400, b"c" * 400])
+    first = take_batch(pending, max_size=100, max_bytes=WRAPPER_BYTES + 801)
+    assert first == [b"a" * 400, b"b" * 400]
+    assert list(pending) == [b"c" * 400]
+
+
+def test_is_due_triggers() -> None:
+    """Due when full by count or bytes, when the interval passed, or when urgent; never when empty."""
+    common = {"max_size": 10, "max_bytes": 10_000, "interval": 0.5}
+    assert not is_due(count=0, pieces_bytes=0, oldest=None, now=9, urgent=True, **common)
+    assert is_due(count=10, pieces_bytes=10, oldest=0, now=0, urgent=False, **common)
+    assert is_due(count=1, pieces_bytes=10_000, oldest=0, now=0, urgent=False, **common)
+    assert not is_due(count=1, pieces_bytes=10, oldest=0, now=0.49, urgent=False, **common)
+    assert is_due(count=1, pieces_bytes=10, oldest=0, now=0.5, urgent=False, **common)
+    assert is_due(count=1, pieces_bytes=10, oldest=0, now=0, urgent=True, **common)

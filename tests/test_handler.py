@@ -1,0 +1,508 @@
+"""SegmentHandler end to end: records in, batches out, through the fake Segment server."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from freezegun import freeze_time
+
+from segment_logging import InvalidMessage, MessageTooLarge, SegmentHandler, Track
+from segment_logging.testing import SegmentServer
+
+MakeHandler = Callable[..., SegmentHandler]
+
+
+def _signup(user: str = "u1", **properties: Any) -> dict[str, Any]:
+    return {"segment": {"user_id": user, "properties": properties or {"plan": "pro"}}}
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Errors:
+    """An on_error callback that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[BaseException, list[Any]]] = []
+        self.event = threading.Event()
+
+    def __call__(self, exc: BaseException, messages: list[Any]) -> None:
+        self.calls.append((exc, messages))
+        self.event.set()
+
+
+# -- construction ------------------------------------------------------------------------
+
+
+def test_write_key_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a write key or $SEGMENT_WRITE_KEY, construction fails naming write_key."""
+    monkeypatch.delenv("SEGMENT_WRITE_KEY", raising=False)
+    with pytest.raises(ValueError, match="write_key"):
+        SegmentHandler()
+
+
+def test_write_key_from_environment(monkeypatch: pytest.MonkeyPatch, server: SegmentServer) -> None:
+    """$SEGMENT_WRITE_KEY is used when no write_key is passed."""
+    monkeypatch.setenv("SEGMENT_WRITE_KEY", server.write_key)
+    handler = SegmentHandler(host=server.url)
+    try:
+        log = logging.getLogger("test.env")
+        log.addHandler(handler)
+        log.warning("Signup", extra=_signup())
+        assert handler.flush(5)
+        assert len(server.events("Signup")) == 1
+    finally:
+        logging.getLogger("test.env").removeHandler(handler)
+        handler.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("max_batch_size", 0),
+        ("max_batch_size", 2501),
+        ("max_batch_bytes", 500_001),
+        ("max_batch_bytes", 1000),
+        ("flush_interval", 0),
+        ("max_queue_size", 0),
+        ("timeout", -1),
+        ("shutdown_timeout", "soon"),
+        ("gzip", "yes"),
+        ("on_error", 3),
+        ("host", "ftp://example.com"),
+        ("max_batch_size", 1.5),
+    ],
+)
+def test_bad_option_is_named(option: str, value: Any) -> None:
+    """An option out of range fails at construction with a ValueError naming it."""
+    with pytest.raises(ValueError, match=option):
+        SegmentHandler("key", **{option: value})
+
+
+def test_numeric_strings_are_accepted_for_config_files(make_handler: MakeHandler) -> None:
+    """Numbers given as strings (INI or YAML configs) are converted."""
+    handler = make_handler(max_batch_size="10", flush_interval="0.25")
+    assert handler._core.max_batch_size == 10
+    assert handler._core.flush_interval == 0.25
+
+
+# -- from record to message -----------------------------------------------------------
+
+
+def test_records_without_metadata_are_ignored(make_handler: MakeHandler, server: SegmentServer) -> None:
+    """Plain log records produce nothing, so the handler can sit on the root logger."""
+    handler = make_handler()
+    log = logging.getLogger("test.plain")
+    log.addHandler(handler)
+    try:
+        log.warning("just a log line")
+        log.warning("Signup", extra=_signup())
+        assert handler.flush(5)
+    finally:
+        log.removeHandler(handler)
+    assert [m["event"] for m in server.messages] == ["Signup"]
+    assert handler.stats()["sent"] == 1
+
+
+def test_track_wire_form(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+    """A track gets the event from the message, messageId, UTC timestamp, context.library; sentAt per request."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    context = {"ip": "10.0.0.1"}
+    with freeze_time("2026-03-04 05:06:07.890"):
+        logger.info("Signup", extra={"segment": {"user_id": "u1", "properties": {"plan": "pro"}, "context": context}})
+    assert handler.flush(5)
+    (message,) = server.messages
+    assert message["type"] == "track"
+    assert message["event"] == "Signup"
+    assert message["userId"] == "u1"
+    assert message["properties"] == {"plan": "pro"}
+    assert message["timestamp"] == "2026-03-04T05:06:07.890+00:00"
+    assert message["context"]["library"]["name"] == "segment-logging"
+    assert message["context"]["ip"] == "10.0.0.1"
+    assert context == {"ip": "10.0.0.1"}, "the caller's context must not be mutated"
+    assert len(message["messageId"]) == 36
+    (batch,) = server.batches()
+    assert batch["sentAt"].endswith("+00:00")
+
+
+def test_every_message_type_from_mapping(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """Mappings with `type` produce identify, page, screen, group and alias; objects pass through."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    logger.info("Identify", extra={"segment": {"type": "identify", "user_id": "u", "traits": {"e": 1}}})
+    logger.info("Home", extra={"segment": {"type": "page", "anonymous_id": "a"}})
+    logger.info("Settings", extra={"segment": {"type": "screen", "user_id": "u"}})
+    logger.info("Join", extra={"segment": {"type": "group", "user_id": "u", "group_id": "g"}})
+    logger.info("Alias", extra={"segment": {"type": "alias", "user_id": "u", "previous_id": "a"}})
+    logger.info("ignored", extra={"segment": Track(user_id="u", event="Object")})
+    assert handler.flush(5)
+    kinds = [(m["type"], m.get("name") or m.get("event") or m.get("groupId") or m.get("previousId"))
+             for m in server.messages]
+    assert kinds == [
+        ("identify", None),
+        ("page", "Home"),
+        ("screen", "Settings"),
+        ("group", "g"),
+        ("alias", "a"),
+        ("track", "Object"),
+    ]
+
+
+def test_same_message_id_across_retries(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+    """A retried batch carries the same messageIds, so Segment can de-duplicate."""
+    server.fail_next(1, status=503, retry_after="0")
+    handler = make_handler()
+    logger.addHandler(handler)
+    logger.info("Signup", extra=_signup())
+    assert handler.flush(5)
+    first, second = server.requests
+    assert first.status == 503
+    assert second.status == 200
+    assert handler.stats()["retried"] == 1
+
+
+# -- flush triggers ---------------------------------------------------------------------
+
+
+def test_full_batch_goes_out_without_flush(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+    """Reaching max_batch_size sends the batch at once, long before the interval."""
+    logger.addHandler(make_handler(max_batch_size=5, flush_interval=3600))
+    for i in range(5):
+        logger.info("Signup", extra=_signup(f"u{i}"))
+    assert server.wait_for(5, timeout=5)
+    assert len(server.batches()) == 1
+
+
+def test_interval_sends_partial_batch(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+    """A partial batch waits for flush_interval (on the injected clock), then goes out."""
+    clock = FakeClock()
+    handler = make_handler(flush_interval=0.2, clock=clock)
+    logger.addHandler(handler)
+    logger.info("First", extra=_signup())
+    assert not server.wait_for(1, timeout=0.4), "sent before the interval passed on the injected clock"
+    clock.now += 0.2
+    assert server.wait_for(1, timeout=5)
+
+
+def test_flush_delivers_what_was_logged_before(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+    """flush() returns True once everything logged before it is delivered."""
+    handler = make_handler(flush_interval=3600)
+    logger.addHandler(handler)
+    for i in range(7):
+        logger.info("Signup", extra=_signup(f"u{i}"))
+    assert handler.flush(5)
+    assert len(server.messages) == 7
+
+
+def test_flush_with_nothing_queued_is_immediate(make_handler: MakeHandler, server: SegmentServer) -> None:
+    """flush() with nothing queued returns True and sends no request."""
+    assert make_handler().flush(1)
+    assert server.requests == []
+
+
+def test_batch_is_split_to_stay_under_byte_budget(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """Messages totalling over 500 KB go out in several requests, each under max_batch_bytes."""
+    handler = make_handler(flush_interval=3600, gzip=False)
+    logger.addHandler(handler)
+    for i in range(40):
+        logger.info("Big", extra=_signup(f"u{i}", blob="x" * 30_000))
+    assert handler.flush(10)
+    assert len(server.messages) == 40
+    sizes = [int(r.headers["content-length"]) for r in server.requests]
+    assert len(sizes) >= 3
+    assert max(sizes) <= 475_000
+
+
+def test_close_delivers_and_is_idempotent(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+    """close() delivers what is queued; a second close() is harmless."""
+    handler = make_handler(flush_interval=3600)
+    logger.addHandler(handler)
+    logger.info("Signup", extra=_signup())
+    handler.close()
+    handler.close()
+    assert len(server.messages) == 1
+
+
+# -- retries ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "inject",
+    [
+        lambda s: s.fail_next(2, status=500),
+        lambda s: s.fail_next(2, status=429, retry_after="0"),
+        lambda s: s.drop_next(2),
+    ],
+    ids=["5xx", "429", "dropped-connection"],
+)
+def test_retried_until_delivered(
+    inject: Callable[[SegmentServer], None], make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """5xx, 429 and dropped connections are retried, and the batch then arrives once."""
+    inject(server)
+    handler = make_handler()
+    logger.addHandler(handler)
+    logger.info("Signup", extra=_signup())
+    assert handler.flush(10)
+    assert len(server.messages) == 1
+    assert len(server.requests) == 3
+    assert handler.stats() | {"queued": 0} == {
+        "queued": 0, "sent": 1, "dropped": 0, "failed": 0, "retried": 2, "invalid": 0
+    }
+
+
+def test_400_is_not_retried(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+    """A 400 is not retried; the batch goes to on_error and counts as failed."""
+    server.fail_next(1, status=400)
+    errors = Errors()
+    handler = make_handler(on_error=errors)
+    logger.addHandler(handler)
+    logger.info("Signup", extra=_signup())
+    assert handler.flush(5)
+    assert len(server.requests) == 1
+    (exc, messages), = errors.calls
+    assert "400" in str(exc)
+    assert messages[0]["event"] == "Signup"
+    assert handler.stats()["failed"] == 1
+
+
+def test_retry_budget_gives_up_and_reports(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+    """Past max_retry_time a failing batch goes to on_error instead of being retried forever."""
+    server.fail_next(1000, status=503, retry_after="0.05")
+    errors = Errors()
+    handler = make_handler(on_error=errors, max_retry_time=0.3)
+    logger.addHandler(handler)
+    logger.info("Signup", extra=_signup())
+    assert handler.flush(5)
+    assert "retry budget" in str(errors.calls[0][0])
+    assert handler.stats()["failed"] == 1
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+BAD_INPUT = [
+    ({"properties": {}}, "user_id or anonymous_id"),
+    ({"type": "purchase", "user_id": "u"}, "unknown message type"),
+    ({"user_id": "u", "properties": ["a"]}, "properties must be a mapping"),
+    ({"type": "group", "user_id": "u"}, "group_id is required"),
+    ({"user_id": "u", "properties": {"blob": "x" * 33_000}}, "Segment accepts at most 32,000"),
+    ("not a mapping", "must be a mapping"),
+]
+
+
+@pytest.mark.parametrize(("metadata", "problem"), BAD_INPUT)
+def test_bad_input_is_reported_and_others_still_go_out(
+    metadata: Any, problem: str, make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """Invalid metadata goes to on_error naming the problem; the call does not raise; other events are sent."""
+    errors = Errors()
+    handler = make_handler(on_error=errors)
+    logger.addHandler(handler)
+    logger.info("Before", extra=_signup())
+    logger.info("Bad", extra={"segment": metadata})
+    logger.info("After", extra=_signup())
+    assert handler.flush(5)
+    assert [m["event"] for m in server.messages] == ["Before", "After"]
+    (exc, _), = errors.calls
+    assert isinstance(exc, InvalidMessage)
+    assert problem in str(exc)
+    assert handler.stats()["invalid"] == 1
+
+
+def test_circular_properties_are_reported(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+    """A self-referencing properties dict is reported as circular, naming the field."""
+    errors = Errors()
+    handler = make_handler(on_error=errors)
+    logger.addHandler(handler)
+    loop: dict[str, Any] = {}
+    loop["me"] = loop
+    logger.info("Loop", extra={"segment": {"user_id": "u", "properties": loop}})
+    assert handler.flush(5)
+    assert "properties contains a circular reference" in str(errors.calls[0][0])
+
+
+def test_oversize_message_is_message_too_large(make_handler: MakeHandler, logger: logging.Logger) -> None:
+    """A message over 32 KB is reported as MessageTooLarge."""
+    errors = Errors()
+    handler = make_handler(on_error=errors)
+    logger.addHandler(handler)
+    logger.info("Big", extra=_signup(blob="x" * 40_000))
+    assert handler.flush(5)
+    assert isinstance(errors.calls[0][0], MessageTooLarge)
+
+
+def test_bad_input_without_on_error_is_logged(
+    make_handler: MakeHandler, logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without on_error, invalid events are reported on the segment_logging logger, naming logger and problem."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    with caplog.at_level(logging.ERROR, logger="segment_logging"):
+        logger.info("Bad", extra={"segment": {"properties": {}}})
+        assert handler.flush(5)
+    (record,) = [r for r in caplog.records if r.name == "segment_logging"]
+    assert "user_id or anonymous_id" in record.getMessage()
+    assert logger.name in record.getMessage()
+
+
+# -- threads, exit, secrets -----------------------------------------------------------------
+
+
+def test_eight_threads_nothing_lost_or_duplicated(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """8 threads logging at once: every event arrives exactly once."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    start = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        start.wait()
+        for i in range(500):
+            logger.info("Signup", extra=_signup(f"t{n}-{i}"))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert handler.flush(10)
+    users = sorted(m["userId"] for m in server.messages)
+    assert users == sorted(f"t{n}-{i}" for n in range(8) for i in range(500))
+    assert len(set(server.message_ids())) == 4000
+    assert handler.stats()["sent"] == 4000
+
+
+def _run_script(script: str, *args: str, timeout: float = 30) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done, time.monotonic() - started
+
+
+EXIT_SCRIPT = """
+    import logging, sys
+    from segment_logging import SegmentHandler
+    handler = SegmentHandler(sys.argv[1], host=sys.argv[2], flush_interval=3600, shutdown_timeout=float(sys.argv[3]),
+                             timeout=float(sys.argv[3]) * 10)
+    logging.getLogger().addHandler(handler)
+    for i in range(250):
+        logging.getLogger("app").warning("Signup", extra={"segment": {"user_id": f"u{i}"}})
+    print("logged", flush=True)
+"""
+
+
+def test_delivery_at_interpreter_exit(server: SegmentServer) -> None:
+    """Events still queued at normal exit are delivered without any flush call."""
+    done, _ = _run_script(EXIT_SCRIPT, server.write_key, server.url, "5")
+    assert done.returncode == 0, done.stderr
+    assert len(server.messages) == 250
+    assert len(set(server.message_ids())) == 250
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A loopback port that accepts TCP connections but never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(100)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def test_exit_is_bounded_when_segment_never_answers(black_hole: str) -> None:
+    """With Segment hanging, exit waits about shutdown_timeout, not the request timeout, and says what was lost."""
+    done, elapsed = _run_script(EXIT_SCRIPT, "key", black_hole, "0.5")
+    assert done.returncode == 0, done.stderr
+    assert elapsed < 0.5 + 4, f"exit took {elapsed:.1f}s"
+    assert "not delivered" in done.stderr
+    assert "key" not in done.stderr.replace("segment", "")
+
+
+def test_write_key_is_never_shown(
+    server: SegmentServer, logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The write key appears in no repr and in no diagnostic the handler logs."""
+    secret = "sk_live_0123456789abcdef"
+    handler = SegmentHandler(secret, host=server.url, shutdown_timeout=1)
+    logger.addHandler(handler)
+    with caplog.at_level(logging.DEBUG):
+        logger.info("Signup", extra=_signup())  # the server answers 401 to this key
+        assert handler.flush(5)
+    handler.close()
+    shown = repr(handler) + str(handler) + repr(handler._core) + repr(handler._core._key) + caplog.text
+    assert "401" in caplog.text
+    assert secret not in shown
+
+
+# -- dictConfig ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", ["class", "()"])
+def test_dictconfig_with_every_option(style: str, server: SegmentServer) -> None:
+    """The handler is configured from dictConfig with `class` or `()`, every option as a key."""
+    errors = Errors()
+    entry: dict[str, Any] = {
+        "level": "INFO",
+        "write_key": server.write_key,
+        "host": server.url,
+        "max_batch_size": 50,
+        "max_batch_bytes": 400_000,
+        "flush_interval": 0.2,
+        "max_queue_size": 1000,
+        "gzip": False,
+        "timeout": 3.0,
+        "shutdown_timeout": 2.0,
+        "max_retry_time": 10.0,
+        "on_error": errors,
+        "transport": None,
+    }
+    entry[style] = "segment_logging.SegmentHandler" if style == "class" else SegmentHandler
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {"segment": entry},
+            "loggers": {"test.dictconfig": {"handlers": ["segment"], "level": "INFO", "propagate": False}},
+        }
+    )
+    log = logging.getLogger("test.dictconfig")
+    (handler,) = log.handlers
+    try:
+        assert isinstance(handler, SegmentHandler)
+        assert handler.level == logging.INFO
+        assert handler._core.max_batch_size == 50
+        log.info("Signup", extra=_signup())
+        log.debug("Below level", extra=_signup())
+        assert handler.flush(5)
+        assert [m["event"] for m in server.messages] == ["Signup"]
+        assert "content-encoding" not in server.requests[0].headers
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+        log.handlers.clear()

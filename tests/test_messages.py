@@ -1,0 +1,139 @@
+"""The six Spec messages and how logging metadata becomes one."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+import pytest
+
+from segment_logging import Alias, Group, Identify, InvalidMessage, Page, Screen, Track
+from segment_logging._messages import LIBRARY, from_metadata, new_message_id
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+@pytest.mark.parametrize(
+    ("message", "fields"),
+    [
+        (Track(user_id="u1", event="Signup", properties={"a": 1}), {"event": "Signup", "properties": {"a": 1}}),
+        (Identify(user_id="u1", traits={"email": "e"}), {"traits": {"email": "e"}}),
+        (Page(user_id="u1", name="Home", category="Docs"), {"name": "Home", "category": "Docs"}),
+        (Screen(anonymous_id="a1", name="Settings"), {"name": "Settings", "anonymousId": "a1"}),
+        (Group(user_id="u1", group_id="g1", traits={"plan": "pro"}), {"groupId": "g1", "traits": {"plan": "pro"}}),
+        (Alias(user_id="u1", previous_id="anon-1"), {"previousId": "anon-1"}),
+    ],
+)
+def test_wire_form_has_spec_fields(message: Any, fields: dict[str, Any]) -> None:
+    """Each message type produces camelCase Spec fields, a messageId, a timestamp and context.library."""
+    wire = message.to_dict(0.0)
+    assert wire["type"] == message.type
+    for key, value in fields.items():
+        assert wire[key] == value
+    assert UUID4.match(wire["messageId"])
+    assert wire["timestamp"] == "1970-01-01T00:00:00.000+00:00"
+    assert wire["context"]["library"] == LIBRARY
+
+
+def test_user_id_zero_is_accepted_as_a_string() -> None:
+    """user_id=0 is a valid id (Segment's own library rejects it)."""
+    assert Track(user_id=0, event="E").to_dict()["userId"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: Track(event="E"), "user_id or anonymous_id"),
+        (lambda: Track(user_id="u", event=""), "event"),
+        (lambda: Track(user_id="u", event="E", properties=[1]), "properties"),  # type: ignore[arg-type]
+        (lambda: Identify(user_id=["u"]), "user_id"),  # type: ignore[arg-type]
+        (lambda: Group(user_id="u", group_id=None), "group_id"),  # type: ignore[arg-type]
+        (lambda: Alias(user_id="u", previous_id=""), "previous_id"),
+        (lambda: Track(user_id="u", event="E", timestamp="yesterday"), "timestamp"),
+        (lambda: Track(user_id="u", event="E", message_id="x" * 101), "message_id"),
+        (lambda: Track(user_id="u", event="E", context="c"), "context"),  # type: ignore[arg-type]
+        (lambda: Page(user_id="u", name=3), "name"),  # type: ignore[arg-type]
+    ],
+)
+def test_invalid_fields_are_named(build: Any, field: str) -> None:
+    """Construction rejects a bad field with ValueError/TypeError that names it."""
+    with pytest.raises((ValueError, TypeError), match=re.escape(field)):
+        build()
+
+
+def test_caller_dicts_are_never_mutated() -> None:
+    """Neither construction nor encoding touches the caller's properties or context."""
+    properties = {"a": 1}
+    context = {"ip": "1.2.3.4"}
+    message = Track(user_id="u", event="E", properties=properties, context=context)
+    wire = message.to_dict()
+    wire["properties"]["b"] = 2
+    assert properties == {"a": 1}
+    assert context == {"ip": "1.2.3.4"}
+    assert wire["context"] == {"ip": "1.2.3.4", "library": LIBRARY}
+
+
+def test_timestamps_normalise_to_utc() -> None:
+    """Aware datetimes, ISO strings with Z and epoch seconds all become UTC ISO-8601."""
+    plus_two = datetime.timezone(datetime.timedelta(hours=2))
+    aware = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=plus_two)
+    assert Track(user_id="u", event="E", timestamp=aware).to_dict()["timestamp"] == "2026-01-01T10:00:00.000+00:00"
+    iso = Track(user_id="u", event="E", timestamp="2026-01-01T10:00:00Z").to_dict()
+    assert iso["timestamp"] == "2026-01-01T10:00:00.000+00:00"
+    assert Track(user_id="u", event="E", timestamp=86400).to_dict()["timestamp"].startswith("1970-01-02T00:00")
+
+
+def test_message_ids_are_unique_uuid4() -> None:
+    """Generated message ids are random version-4 UUIDs."""
+    ids = {new_message_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(UUID4.match(i) for i in ids)
+
+
+def test_metadata_mapping_defaults_event_to_log_message() -> None:
+    """A mapping without `event` takes the log message as the track event."""
+    message = from_metadata({"user_id": "u1", "properties": {"p": 1}}, "Signup")
+    assert isinstance(message, Track)
+    assert message.event == "Signup"
+
+
+def test_metadata_type_selects_class_and_name_default() -> None:
+    """`type` picks the message class; page/screen take the log message as name."""
+    assert isinstance(from_metadata({"type": "identify", "user_id": "u"}, "x"), Identify)
+    page = from_metadata({"type": "page", "user_id": "u"}, "Home")
+    assert isinstance(page, Page)
+    assert page.name == "Home"
+
+
+def test_segment_true_derives_ids_and_properties() -> None:
+    """`True` takes user_id/anonymous_id from the extra fields and the rest as properties."""
+    message = from_metadata(True, "Upgraded", {"user_id": "u1", "plan": "team"})
+    assert isinstance(message, Track)
+    assert message.user_id == "u1"
+    assert message.properties == {"plan": "team"}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "problem"),
+    [
+        ({"properties": {}}, "user_id or anonymous_id"),
+        ({"type": "purchase", "user_id": "u"}, "unknown message type 'purchase'"),
+        ({"user_id": "u", "properties": "x"}, "properties must be a mapping"),
+        ({"type": "group", "user_id": "u"}, "group_id is required"),
+        ({"userId": "u"}, "unknown key 'userId'"),
+        (["u"], "must be a mapping, a message object or True"),
+    ],
+)
+def test_invalid_metadata_names_the_problem(metadata: Any, problem: str) -> None:
+    """Bad metadata raises InvalidMessage whose text names the problem."""
+    with pytest.raises(InvalidMessage, match=re.escape(problem)):
+        from_metadata(metadata, "E")
+
+
+def test_repr_and_equality() -> None:
+    """Messages compare by value and show their fields in repr."""
+    a = Track(user_id="u", event="E", message_id="m1")
+    b = Track(user_id="u", event="E", message_id="m1")
+    assert a == b
+    assert "event='E'" in repr(a)
