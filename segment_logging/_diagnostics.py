@@ -46,3 +46,38 @@ def report(level: int, message: str, *args: Any, exc_info: bool = False) -> None
         sys.stderr.flush()
     except Exception:  # noqa: BLE001 - stderr closed at exit: nothing more can be done
         pass
+
+
+worker_threads: set[int] = set()
+"""Idents of segment-logging's worker threads (added and removed by the core)."""
+
+_HTTP_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+)
+
+
+class _QuietWorkers(logging.Filter):
+    """Drops the per-request lines httpx and httpcore log from segment-logging's worker.
+
+    Without it, an app logging at INFO prints "HTTP Request: POST .../v1/batch"
+    for every batch. Requests the app makes itself with httpx are untouched.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread not in worker_threads
+
+
+_quiet = _QuietWorkers()
+
+
+def quiet_http_loggers() -> None:
+    """Install the filter on httpx's and httpcore's loggers (idempotent)."""
+    for name in _HTTP_LOGGERS:
+        http_logger = logging.getLogger(name)
+        if _quiet not in http_logger.filters:
+            http_logger.addFilter(_quiet)

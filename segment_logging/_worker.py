@@ -43,7 +43,7 @@ from ._batch import (
     is_due,
     take_batch,
 )
-from ._diagnostics import report
+from ._diagnostics import quiet_http_loggers, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import BaseMessage, from_metadata
 from ._transport import DEFAULT_HOST, HttpClient, WriteKey
@@ -204,6 +204,7 @@ class Core:
         self._clock = clock or time.monotonic
         self._closed = False
         self._setup()
+        _register_exit_hook()
         _live.add(self)
         self._start_worker()
 
@@ -369,6 +370,13 @@ class Core:
 
     def _run(self) -> None:
         self.worker_ident = threading.get_ident()
+        worker_threads.add(self.worker_ident)
+        try:
+            self._loop()
+        finally:
+            worker_threads.discard(self.worker_ident)
+
+    def _loop(self) -> None:
         while not self._stopping:
             try:
                 self._drain()
@@ -557,7 +565,25 @@ def _close_all() -> None:
         core._wait_closed()
 
 
+_exit_hook_registered = False
+
+
+def _register_exit_hook() -> None:
+    """Register the atexit hook with the first core, not at import.
+
+    atexit runs hooks newest first; registering late lets hooks an application
+    registered before configuring logging (say, a report of what was sent) run
+    after delivery, not before it.
+    """
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        _exit_hook_registered = True
+        atexit.register(_close_all)
+        quiet_http_loggers()
+
+
 def _after_fork_in_child() -> None:
+    worker_threads.clear()  # the parent's threads do not exist here; their idents may be reused
     for core in list(_live):
         core.after_fork_in_child()
     mp_util = sys.modules.get("multiprocessing.util")
@@ -581,5 +607,4 @@ def _register_mp_finalizer(_: object) -> None:
     multiprocessing.util.Finalize(None, _close_all, exitpriority=100)
 
 
-atexit.register(_close_all)
 os.register_at_fork(after_in_child=_after_fork_in_child)

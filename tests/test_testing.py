@@ -1,0 +1,87 @@
+"""The fake Segment server answers like Segment does."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from segment_logging.testing import SegmentServer
+
+
+def _post(server: SegmentServer, body: Any, *, key: str | None = None, raw: bytes | None = None,
+          compress: bool = False) -> httpx.Response:
+    token = base64.b64encode(f"{key or server.write_key}:".encode()).decode()
+    headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+    data = raw if raw is not None else json.dumps(body).encode()
+    if compress:
+        data = gzip.compress(data)
+        headers["Content-Encoding"] = "gzip"
+    return httpx.post(f"{server.url}/v1/batch", content=data, headers=headers)
+
+
+def _batch(*messages: dict[str, Any]) -> dict[str, Any]:
+    return {"batch": list(messages), "sentAt": "2026-01-01T00:00:00.000+00:00"}
+
+
+TRACK = {"type": "track", "userId": "u", "event": "E", "messageId": "m1"}
+
+
+def test_accepts_valid_batch_plain_and_gzip(server: SegmentServer) -> None:
+    """A valid batch is answered 200 and recorded, gzip or not."""
+    assert _post(server, _batch(TRACK)).status_code == 200
+    assert _post(server, _batch(TRACK), compress=True).status_code == 200
+    assert server.message_ids() == ["m1", "m1"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (_batch({"type": "track", "event": "E"}), "userId or anonymousId"),
+        (_batch({"type": "track", "userId": "u"}), "event is required"),
+        (_batch({"type": "group", "userId": "u"}), "groupId is required"),
+        (_batch({"type": "alias", "userId": "u"}), "previousId is required"),
+        (_batch({"type": "buy", "userId": "u"}), "unknown type"),
+        ({"batch": "x", "sentAt": "s"}, "no batch list"),
+        (_batch({**TRACK, "properties": {"x": "y" * 33_000}}), "over 32000"),
+        (_batch(*[{**TRACK, "properties": {"x": "y" * 20_000}}] * 30), "over 500000"),
+    ],
+)
+def test_rejects_what_segment_rejects(server: SegmentServer, body: Any, reason: str) -> None:
+    """Missing fields, unknown types and over-size bodies get a 400 naming the reason."""
+    response = _post(server, body)
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert server.messages == []
+
+
+def test_rejects_bad_json_and_wrong_key(server: SegmentServer) -> None:
+    """Bad JSON is a 400; a wrong write key a 401."""
+    assert _post(server, None, raw=b"{nope").status_code == 400
+    assert _post(server, _batch(TRACK), key="wrong").status_code == 401
+
+
+def test_keeps_only_the_first_2500(server: SegmentServer) -> None:
+    """Over 2,500 messages: 200, and the extra ones are dropped, as Segment does."""
+    small = {"type": "track", "userId": "u", "event": "E"}
+    assert _post(server, _batch(*[small] * 2600)).status_code == 200
+    assert len(server.messages) == 2500
+    assert server.truncated == 100
+
+
+def test_injected_faults_in_order(server: SegmentServer) -> None:
+    """fail_next, delay_next and drop_next apply to the next requests, then it recovers."""
+    server.fail_next(1, status=429, retry_after="0")
+    server.delay_next(1, seconds=0.01, status=503)
+    server.drop_next(1)
+    first = _post(server, _batch(TRACK))
+    assert (first.status_code, first.headers["Retry-After"]) == (429, "0")
+    assert _post(server, _batch(TRACK)).status_code == 503
+    with pytest.raises(httpx.TransportError):
+        _post(server, _batch(TRACK))
+    assert _post(server, _batch(TRACK)).status_code == 200
+    assert [r.status for r in server.requests] == [429, 503, 0, 200]
