@@ -125,9 +125,7 @@ def is_due(
 
 def build_body(pieces: Iterable[bytes], sent_at: str, context: bytes = b"") -> bytes:
     """The JSON body of a ``/v1/batch`` request, assembled from encoded messages."""
-    return b"".join(
-        (_HEAD, b",".join(pieces), _SENT_AT, sent_at.encode("ascii"), b'"', context, b"}")
-    )
+    return b"".join((_HEAD, b",".join(pieces), _SENT_AT, sent_at.encode("ascii"), b'"', context, b"}"))
 
 
 def decode_pieces(pieces: Iterable[bytes]) -> list[dict[str, Any]]:

@@ -114,7 +114,7 @@ class BaseMessage:
     """
 
     type: ClassVar[str] = ""
-    __slots__ = ("user_id", "anonymous_id", "timestamp", "message_id", "context", "integrations")
+    __slots__ = ("anonymous_id", "context", "integrations", "message_id", "timestamp", "user_id")
 
     def __init__(
         self,
@@ -246,7 +246,7 @@ class Page(BaseMessage):
     """A page call: the user saw a web page, optionally with ``name`` and ``category``."""
 
     type = "page"
-    __slots__ = ("name", "category", "properties")
+    __slots__ = ("category", "name", "properties")
 
     def __init__(
         self,
@@ -394,8 +394,7 @@ def from_metadata(
         }
     if not isinstance(metadata, Mapping):
         raise InvalidMessage(
-            "segment metadata must be a mapping, a message object or True, "
-            f"not {type(metadata).__name__}"
+            f"segment metadata must be a mapping, a message object or True, not {type(metadata).__name__}"
         )
     kind = metadata.get("type", "track")
     cls = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
@@ -404,8 +403,7 @@ def from_metadata(
     unknown = [key for key in metadata if key not in _KEYS[cls]]
     if unknown:
         raise InvalidMessage(
-            f"unknown key {unknown[0]!r} in {kind} metadata; "
-            f"expected some of {', '.join(sorted(_KEYS[cls]))}"
+            f"unknown key {unknown[0]!r} in {kind} metadata; expected some of {', '.join(sorted(_KEYS[cls]))}"
         )
     fields = {key: value for key, value in metadata.items() if key != "type"}
     for default_key in ("event", "name"):

@@ -28,9 +28,7 @@ from ._retry import RetryPolicy, is_retryable
 from ._version import __version__
 
 DEFAULT_HOST = "https://api.segment.io"
-USER_AGENT = (
-    f"segment-logging/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
-)
+USER_AGENT = f"segment-logging/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
 _GZIP_LEVEL = 1  # JSON compresses well even at level 1; higher levels cost CPU the worker needs.
 
 
@@ -218,9 +216,7 @@ class HttpClient(_Sender):
         gzip: bool = True,
         max_retry_time: float = 60.0,
     ) -> None:
-        super().__init__(
-            host, timeout=timeout, gzip=gzip, max_retry_time=max_retry_time, transport=transport
-        )
+        super().__init__(host, timeout=timeout, gzip=gzip, max_retry_time=max_retry_time, transport=transport)
         self._http: httpx.Client | None = None
 
     def _client(self) -> httpx.Client:
@@ -321,9 +317,7 @@ class AsyncHttpClient(_Sender):
         gzip: bool = True,
         max_retry_time: float = 60.0,
     ) -> None:
-        super().__init__(
-            host, timeout=timeout, gzip=gzip, max_retry_time=max_retry_time, transport=transport
-        )
+        super().__init__(host, timeout=timeout, gzip=gzip, max_retry_time=max_retry_time, transport=transport)
         self._http: httpx.AsyncClient | None = None
 
     def _client(self) -> httpx.AsyncClient:
@@ -337,16 +331,12 @@ class AsyncHttpClient(_Sender):
         """Make one request; never raises for an HTTP or network failure."""
         body, headers = _request(write_key, pieces, context, self.gzip)
         try:
-            response = await self._client().post(
-                self._url, content=body, headers=headers, timeout=timeout
-            )
+            response = await self._client().post(self._url, content=body, headers=headers, timeout=timeout)
         except httpx.HTTPError as exc:
             return Outcome(None, detail=f"{type(exc).__name__}: {exc}")
         return _outcome(response)
 
-    async def deliver(
-        self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b""
-    ) -> int:
+    async def deliver(self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"") -> int:
         """Send one batch, retrying as the policy allows; returns the requests made.
 
         Raises:

@@ -430,7 +430,7 @@ class Core:
         self._settle_flushes()
 
     def _encode(self, item: Item) -> None:
-        metadata, name, created, origin, extra = item
+        metadata, name, created, _, extra = item
         try:
             message = from_metadata(metadata, name, extra)
             piece = encode_message(message, created)

@@ -122,12 +122,14 @@ def test_records_without_metadata_are_ignored(make_handler: MakeHandler, server:
 
 
 def test_track_wire_form(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
-    """A track gets the event from the message, messageId, UTC timestamp, context.library; sentAt per request."""
+    """A track gets event, messageId, UTC timestamp and context.library; the request gets sentAt."""
     handler = make_handler()
     logger.addHandler(handler)
     context = {"ip": "10.0.0.1"}
     with freeze_time("2026-03-04 05:06:07.890"):
-        logger.info("Signup", extra={"segment": {"user_id": "u1", "properties": {"plan": "pro"}, "context": context}})
+        logger.info(
+            "Signup", extra={"segment": {"user_id": "u1", "properties": {"plan": "pro"}, "context": context}}
+        )
     assert handler.flush(5)
     (message,) = server.messages
     assert message["type"] == "track"
@@ -156,8 +158,10 @@ def test_every_message_type_from_mapping(
     logger.info("Alias", extra={"segment": {"type": "alias", "user_id": "u", "previous_id": "a"}})
     logger.info("ignored", extra={"segment": Track(user_id="u", event="Object")})
     assert handler.flush(5)
-    kinds = [(m["type"], m.get("name") or m.get("event") or m.get("groupId") or m.get("previousId"))
-             for m in server.messages]
+    kinds = [
+        (m["type"], m.get("name") or m.get("event") or m.get("groupId") or m.get("previousId"))
+        for m in server.messages
+    ]
     assert kinds == [
         ("identify", None),
         ("page", "Home"),
@@ -168,7 +172,9 @@ def test_every_message_type_from_mapping(
     ]
 
 
-def test_same_message_id_across_retries(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+def test_same_message_id_across_retries(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
     """A retried batch carries the same messageIds, so Segment can de-duplicate."""
     server.fail_next(1, status=503, retry_after="0")
     handler = make_handler()
@@ -184,7 +190,9 @@ def test_same_message_id_across_retries(make_handler: MakeHandler, server: Segme
 # -- flush triggers ---------------------------------------------------------------------
 
 
-def test_full_batch_goes_out_without_flush(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+def test_full_batch_goes_out_without_flush(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
     """Reaching max_batch_size sends the batch at once, long before the interval."""
     logger.addHandler(make_handler(max_batch_size=5, flush_interval=3600))
     for i in range(5):
@@ -193,7 +201,9 @@ def test_full_batch_goes_out_without_flush(make_handler: MakeHandler, server: Se
     assert len(server.batches()) == 1
 
 
-def test_interval_sends_partial_batch(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+def test_interval_sends_partial_batch(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
     """A partial batch waits for flush_interval (on the injected clock), then goes out."""
     clock = FakeClock()
     handler = make_handler(flush_interval=0.2, clock=clock)
@@ -204,7 +214,9 @@ def test_interval_sends_partial_batch(make_handler: MakeHandler, server: Segment
     assert server.wait_for(1, timeout=5)
 
 
-def test_flush_delivers_what_was_logged_before(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+def test_flush_delivers_what_was_logged_before(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
     """flush() returns True once everything logged before it is delivered."""
     handler = make_handler(flush_interval=3600)
     logger.addHandler(handler)
@@ -235,7 +247,9 @@ def test_batch_is_split_to_stay_under_byte_budget(
     assert max(sizes) <= 475_000
 
 
-def test_close_delivers_and_is_idempotent(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+def test_close_delivers_and_is_idempotent(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
     """close() delivers what is queued; a second close() is harmless."""
     handler = make_handler(flush_interval=3600)
     logger.addHandler(handler)
@@ -258,7 +272,10 @@ def test_close_delivers_and_is_idempotent(make_handler: MakeHandler, server: Seg
     ids=["5xx", "429", "dropped-connection"],
 )
 def test_retried_until_delivered(
-    inject: Callable[[SegmentServer], None], make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+    inject: Callable[[SegmentServer], None],
+    make_handler: MakeHandler,
+    server: SegmentServer,
+    logger: logging.Logger,
 ) -> None:
     """5xx, 429 and dropped connections are retried, and the batch then arrives once."""
     inject(server)
@@ -269,7 +286,12 @@ def test_retried_until_delivered(
     assert len(server.messages) == 1
     assert len(server.requests) == 3
     assert handler.stats() | {"queued": 0} == {
-        "queued": 0, "sent": 1, "dropped": 0, "failed": 0, "retried": 2, "invalid": 0
+        "queued": 0,
+        "sent": 1,
+        "dropped": 0,
+        "failed": 0,
+        "retried": 2,
+        "invalid": 0,
     }
 
 
@@ -282,13 +304,15 @@ def test_400_is_not_retried(make_handler: MakeHandler, server: SegmentServer, lo
     logger.info("Signup", extra=_signup())
     assert handler.flush(5)
     assert len(server.requests) == 1
-    (exc, messages), = errors.calls
+    ((exc, messages),) = errors.calls
     assert "400" in str(exc)
     assert messages[0]["event"] == "Signup"
     assert handler.stats()["failed"] == 1
 
 
-def test_retry_budget_gives_up_and_reports(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+def test_retry_budget_gives_up_and_reports(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
     """Past max_retry_time a failing batch goes to on_error instead of being retried forever."""
     server.fail_next(1000, status=503, retry_after="0.05")
     errors = Errors()
@@ -316,7 +340,7 @@ BAD_INPUT = [
 def test_bad_input_is_reported_and_others_still_go_out(
     metadata: Any, problem: str, make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
 ) -> None:
-    """Invalid metadata goes to on_error naming the problem; the call does not raise; other events are sent."""
+    """Invalid metadata goes to on_error naming the problem, without raising; other events are sent."""
     errors = Errors()
     handler = make_handler(on_error=errors)
     logger.addHandler(handler)
@@ -325,13 +349,15 @@ def test_bad_input_is_reported_and_others_still_go_out(
     logger.info("After", extra=_signup())
     assert handler.flush(5)
     assert [m["event"] for m in server.messages] == ["Before", "After"]
-    (exc, _), = errors.calls
+    ((exc, _),) = errors.calls
     assert isinstance(exc, InvalidMessage)
     assert problem in str(exc)
     assert handler.stats()["invalid"] == 1
 
 
-def test_circular_properties_are_reported(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
+def test_circular_properties_are_reported(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
     """A self-referencing properties dict is reported as circular, naming the field."""
     errors = Errors()
     handler = make_handler(on_error=errors)
@@ -356,7 +382,7 @@ def test_oversize_message_is_message_too_large(make_handler: MakeHandler, logger
 def test_bad_input_without_on_error_is_logged(
     make_handler: MakeHandler, logger: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Without on_error, invalid events are reported on the segment_logging logger, naming logger and problem."""
+    """Without on_error, invalid events are logged on `segment_logging`, naming logger and problem."""
     handler = make_handler()
     logger.addHandler(handler)
     with caplog.at_level(logging.ERROR, logger="segment_logging"):
@@ -395,7 +421,9 @@ def test_eight_threads_nothing_lost_or_duplicated(
     assert handler.stats()["sent"] == 4000
 
 
-def _run_script(script: str, *args: str, timeout: float = 30) -> tuple[subprocess.CompletedProcess[str], float]:
+def _run_script(
+    script: str, *args: str, timeout: float = 30
+) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), *args],
@@ -409,8 +437,9 @@ def _run_script(script: str, *args: str, timeout: float = 30) -> tuple[subproces
 EXIT_SCRIPT = """
     import logging, sys
     from segment_logging import SegmentHandler
-    handler = SegmentHandler(sys.argv[1], host=sys.argv[2], flush_interval=3600, shutdown_timeout=float(sys.argv[3]),
-                             timeout=float(sys.argv[3]) * 10)
+    wait = float(sys.argv[3])
+    handler = SegmentHandler(sys.argv[1], host=sys.argv[2], flush_interval=3600, shutdown_timeout=wait,
+                             timeout=wait * 10)
     logging.getLogger().addHandler(handler)
     for i in range(250):
         logging.getLogger("app").warning("Signup", extra={"segment": {"user_id": f"u{i}"}})
@@ -437,7 +466,7 @@ def black_hole() -> Iterator[str]:
 
 
 def test_exit_is_bounded_when_segment_never_answers(black_hole: str) -> None:
-    """With Segment hanging, exit waits about shutdown_timeout, not the request timeout, and says what was lost."""
+    """With Segment hanging, exit waits about shutdown_timeout, not the request timeout, and reports it."""
     done, elapsed = _run_script(EXIT_SCRIPT, "key", black_hole, "0.5")
     assert done.returncode == 0, done.stderr
     assert elapsed < 0.5 + 4, f"exit took {elapsed:.1f}s"

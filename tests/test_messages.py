@@ -17,11 +17,17 @@ UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 @pytest.mark.parametrize(
     ("message", "fields"),
     [
-        (Track(user_id="u1", event="Signup", properties={"a": 1}), {"event": "Signup", "properties": {"a": 1}}),
+        (
+            Track(user_id="u1", event="Signup", properties={"a": 1}),
+            {"event": "Signup", "properties": {"a": 1}},
+        ),
         (Identify(user_id="u1", traits={"email": "e"}), {"traits": {"email": "e"}}),
         (Page(user_id="u1", name="Home", category="Docs"), {"name": "Home", "category": "Docs"}),
         (Screen(anonymous_id="a1", name="Settings"), {"name": "Settings", "anonymousId": "a1"}),
-        (Group(user_id="u1", group_id="g1", traits={"plan": "pro"}), {"groupId": "g1", "traits": {"plan": "pro"}}),
+        (
+            Group(user_id="u1", group_id="g1", traits={"plan": "pro"}),
+            {"groupId": "g1", "traits": {"plan": "pro"}},
+        ),
         (Alias(user_id="u1", previous_id="anon-1"), {"previousId": "anon-1"}),
     ],
 )
@@ -78,10 +84,15 @@ def test_timestamps_normalise_to_utc() -> None:
     """Aware datetimes, ISO strings with Z and epoch seconds all become UTC ISO-8601."""
     plus_two = datetime.timezone(datetime.timedelta(hours=2))
     aware = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=plus_two)
-    assert Track(user_id="u", event="E", timestamp=aware).to_dict()["timestamp"] == "2026-01-01T10:00:00.000+00:00"
+    assert (
+        Track(user_id="u", event="E", timestamp=aware).to_dict()["timestamp"]
+        == "2026-01-01T10:00:00.000+00:00"
+    )
     iso = Track(user_id="u", event="E", timestamp="2026-01-01T10:00:00Z").to_dict()
     assert iso["timestamp"] == "2026-01-01T10:00:00.000+00:00"
-    assert Track(user_id="u", event="E", timestamp=86400).to_dict()["timestamp"].startswith("1970-01-02T00:00")
+    assert (
+        Track(user_id="u", event="E", timestamp=86400).to_dict()["timestamp"].startswith("1970-01-02T00:00")
+    )
 
 
 def test_message_ids_are_unique_uuid4() -> None:

@@ -13,8 +13,14 @@ import pytest
 from segment_logging.testing import SegmentServer
 
 
-def _post(server: SegmentServer, body: Any, *, key: str | None = None, raw: bytes | None = None,
-          compress: bool = False) -> httpx.Response:
+def _post(
+    server: SegmentServer,
+    body: Any,
+    *,
+    key: str | None = None,
+    raw: bytes | None = None,
+    compress: bool = False,
+) -> httpx.Response:
     token = base64.b64encode(f"{key or server.write_key}:".encode()).decode()
     headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
     data = raw if raw is not None else json.dumps(body).encode()
