@@ -59,7 +59,8 @@ class SegmentHandler(logging.Handler):
     Args:
         write_key: your Segment source's write key; defaults to ``$SEGMENT_WRITE_KEY``.
         level: the handler's level, as for any handler.
-        host: Segment's API host (EU workspaces: ``https://events.eu1.segmentapis.com``).
+        host: Segment's API host; defaults to ``$SEGMENT_HOST``, else ``https://api.segment.io``
+            (EU workspaces: ``https://events.eu1.segmentapis.com``).
         max_batch_size: messages per request, 1 to 2,500 (default 100).
         max_batch_bytes: cap on a request body in bytes, at most 500,000 (default 475,000).
         flush_interval: seconds a message may wait before its batch goes out (default 0.5).

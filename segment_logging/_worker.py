@@ -63,7 +63,7 @@ REPORT_EVERY = 10.0
 class Options(TypedDict):
     """The keyword options every front end (handler, structlog processor) accepts."""
 
-    host: NotRequired[str]
+    host: NotRequired[str | None]
     max_batch_size: NotRequired[int]
     max_batch_bytes: NotRequired[int]
     flush_interval: NotRequired[float]
@@ -159,7 +159,7 @@ class Core:
         self,
         write_key: str | None = None,
         *,
-        host: str = DEFAULT_HOST,
+        host: str | None = None,
         max_batch_size: int = 100,
         max_batch_bytes: int = DEFAULT_BATCH_BYTES,
         flush_interval: float = 0.5,
@@ -192,7 +192,7 @@ class Core:
         if clock is not None and not callable(clock):
             raise ValueError(f"clock must be callable, got {clock!r}")
         self._client_options = {
-            "host": host,
+            "host": host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST,
             "timeout": _number("timeout", timeout, minimum=0.001),
             "transport": transport,
             "gzip": gzip,
