@@ -9,7 +9,9 @@ dict when the message is turned into its wire form.
 from __future__ import annotations
 
 import datetime
+import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -31,11 +33,24 @@ def new_message_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def format_timestamp(moment: datetime.datetime | float) -> str:
     """ISO-8601 in UTC with millisecond precision, the form Segment documents."""
-    if not isinstance(moment, datetime.datetime):
-        moment = datetime.datetime.fromtimestamp(moment, datetime.timezone.utc)
-    return moment.isoformat(timespec="milliseconds")
+    global _second
+    if isinstance(moment, datetime.datetime):
+        return moment.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds")
+    # Log records carry epoch floats, many within the same second: format the
+    # second once (a quarter of the cost of datetime.isoformat per call).
+    whole = math.floor(moment)
+    micros = round((moment - whole) * 1_000_000)  # round to the microsecond first, as datetime does
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    cached = _second
+    if cached[0] != whole:
+        cached = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{cached[1]}.{micros // 1000:03d}+00:00"
 
 
 def _id(field: str, value: object, *, required: bool = False) -> str | None:
@@ -364,6 +379,10 @@ _KEYS: dict[type[BaseMessage], frozenset[str]] = {
     for cls in MESSAGE_TYPES.values()
 }
 
+# The field the log message fills in when absent, and the field each type requires.
+_NAME_KEYS: dict[type[BaseMessage], str] = {Track: "event", Page: "name", Screen: "name"}
+_REQUIRED_KEYS: dict[type[BaseMessage], str] = {Group: "group_id", Alias: "previous_id"}
+
 
 def from_metadata(
     metadata: object,
@@ -400,18 +419,20 @@ def from_metadata(
     cls = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise InvalidMessage(f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}")
-    unknown = [key for key in metadata if key not in _KEYS[cls]]
-    if unknown:
+    allowed = _KEYS[cls]
+    if not allowed.issuperset(metadata):
+        unknown = next(key for key in metadata if key not in allowed)
         raise InvalidMessage(
-            f"unknown key {unknown[0]!r} in {kind} metadata; expected some of {', '.join(sorted(_KEYS[cls]))}"
+            f"unknown key {unknown!r} in {kind} metadata; expected some of {', '.join(sorted(allowed))}"
         )
-    fields = {key: value for key, value in metadata.items() if key != "type"}
-    for default_key in ("event", "name"):
-        if default_key in _KEYS[cls] and fields.get(default_key) is None:
-            fields[default_key] = name
-    for required_key in ("group_id", "previous_id"):
-        if required_key in _KEYS[cls]:
-            fields.setdefault(required_key, None)  # so the error says "is required", not a TypeError
+    fields = dict(metadata)
+    fields.pop("type", None)
+    name_key = _NAME_KEYS.get(cls)
+    if name_key is not None and fields.get(name_key) is None:
+        fields[name_key] = name
+    required_key = _REQUIRED_KEYS.get(cls)
+    if required_key is not None:
+        fields.setdefault(required_key, None)  # so the error says "is required", not a TypeError
     try:
         return cls(**fields)
     except (TypeError, ValueError) as exc:

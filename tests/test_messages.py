@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from segment_logging import Alias, Group, Identify, InvalidMessage, Page, Screen, Track
-from segment_logging._messages import LIBRARY, from_metadata, new_message_id
+from segment_logging._messages import LIBRARY, format_timestamp, from_metadata, new_message_id
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -148,3 +148,14 @@ def test_repr_and_equality() -> None:
     b = Track(user_id="u", event="E", message_id="m1")
     assert a == b
     assert "event='E'" in repr(a)
+
+
+@pytest.mark.parametrize(
+    "moment", [0.0, 0.0005, 86400.5, 1764300000.001, 1764300000.9996, 1764300000.9999996, -1.5]
+)
+def test_fast_timestamp_matches_datetime(moment: float) -> None:
+    """The cached epoch formatter gives exactly what datetime.isoformat would."""
+    expected = datetime.datetime.fromtimestamp(moment, datetime.timezone.utc).isoformat(
+        timespec="milliseconds"
+    )
+    assert format_timestamp(moment) == expected
