@@ -14,13 +14,18 @@ from __future__ import annotations
 from ._errors import DeliveryError, InvalidMessage, MessageTooLarge, SegmentLoggingError
 from ._handler import SegmentHandler
 from ._messages import Alias, BaseMessage, Group, Identify, Page, Screen, Track
+from ._seed import AsyncAutoBatcher, AutoBatcher, Batch, Batcher
 from ._transport import AsyncHttpClient, HttpClient, InsecureHostWarning
 from ._version import __version__
 
 __all__ = [
     "Alias",
+    "AsyncAutoBatcher",
     "AsyncHttpClient",
+    "AutoBatcher",
     "BaseMessage",
+    "Batch",
+    "Batcher",
     "DeliveryError",
     "Group",
     "HttpClient",

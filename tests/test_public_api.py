@@ -7,9 +7,15 @@ import segment_logging
 
 def test_all_is_pinned() -> None:
     """__all__ lists exactly the intended public names."""
-    assert set(segment_logging.__all__) >= {
+    assert set(segment_logging.__all__) == {
         "Alias",
+        "AsyncAutoBatcher",
         "AsyncHttpClient",
+        "AutoBatcher",
+        "BaseMessage",
+        "Batch",
+        "Batcher",
+        "InsecureHostWarning",
         "DeliveryError",
         "Group",
         "HttpClient",
