@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import os
 import platform
 import time
 import urllib.parse
@@ -128,14 +129,14 @@ class _Sender:
 
     def __init__(
         self,
-        host: str,
+        host: str | None,
         *,
         timeout: float,
         gzip: bool,
         max_retry_time: float,
         transport: Any,
     ) -> None:
-        self.host = check_host(host)
+        self.host = check_host(host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST)
         self.timeout = timeout
         self.gzip = gzip
         self.policy = RetryPolicy(max_retry_time=max_retry_time)
@@ -200,7 +201,8 @@ class HttpClient(_Sender):
     """Sends batches to Segment over one pooled ``httpx.Client``, retrying like the handler.
 
     Args:
-        host: Segment's API host; EU workspaces use ``https://events.eu1.segmentapis.com``.
+        host: Segment's API host; defaults to ``$SEGMENT_HOST``, else ``https://api.segment.io``
+            (EU workspaces: ``https://events.eu1.segmentapis.com``).
         timeout: seconds for each request.
         transport: an httpx transport, for proxies, custom TLS and tests.
         gzip: compress request bodies.
@@ -209,7 +211,7 @@ class HttpClient(_Sender):
 
     def __init__(
         self,
-        host: str = DEFAULT_HOST,
+        host: str | None = None,
         *,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
@@ -310,7 +312,7 @@ class AsyncHttpClient(_Sender):
 
     def __init__(
         self,
-        host: str = DEFAULT_HOST,
+        host: str | None = None,
         *,
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,

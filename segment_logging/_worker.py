@@ -46,7 +46,7 @@ from ._batch import (
 from ._diagnostics import quiet_http_loggers, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import BaseMessage, from_metadata
-from ._transport import DEFAULT_HOST, HttpClient, WriteKey
+from ._transport import HttpClient, WriteKey
 
 if TYPE_CHECKING:
     from typing_extensions import NotRequired
@@ -192,7 +192,7 @@ class Core:
         if clock is not None and not callable(clock):
             raise ValueError(f"clock must be callable, got {clock!r}")
         self._client_options = {
-            "host": host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST,
+            "host": host,
             "timeout": _number("timeout", timeout, minimum=0.001),
             "transport": transport,
             "gzip": gzip,
