@@ -26,6 +26,7 @@ STRUCTLOG_KEYS = frozenset(
         "segment",
         "level",
         "log_level",
+        "level_number",
         "timestamp",
         "logger",
         "logger_name",
@@ -117,9 +118,11 @@ class SegmentHandler(logging.Handler):
         if metadata is None:
             event_dict = record.msg
             # The structlog bridge (ProcessorFormatter.wrap_for_formatter): msg is the event dict.
-            if type(event_dict) is not dict or event_dict.get("segment") in (None, False):
+            if type(event_dict) is not dict:
                 return None
-            metadata = event_dict["segment"]
+            metadata = event_dict.get("segment")
+            if metadata is None or metadata is False:
+                return None
             extra = structlog_fields(event_dict) if metadata is True else None
             name = str(event_dict.get("event", ""))
         elif metadata is False:
