@@ -11,9 +11,31 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 logger = logging.getLogger("segment_logging")
+
+REPORT_EVERY = 10.0
+"""Seconds between two reports of the same kind of trouble (drops, invalid events)."""
+
+
+class RateLimit:
+    """Lets one report through every ``interval`` seconds and counts the rest."""
+
+    def __init__(self, interval: float = REPORT_EVERY) -> None:
+        self.interval = interval
+        self.last = -interval
+        self.suppressed = 0
+
+    def ready(self) -> tuple[bool, int]:
+        """(whether to report now, how many were held back since the last report)."""
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            self.suppressed += 1
+            return False, 0
+        self.last, held, self.suppressed = now, self.suppressed, 0
+        return True, held
 
 
 def _shown_elsewhere(level: int) -> bool:

@@ -33,12 +33,12 @@ from ._batch import (
     encode_message,
     fits,
 )
-from ._diagnostics import report
+from ._diagnostics import RateLimit, report
 from ._errors import DeliveryError
 from ._messages import BaseMessage, format_timestamp
 from ._retry import is_retryable
-from ._transport import AsyncHttpClient, HttpClient, WriteKey, _as_key
-from ._worker import _integer, _number, _RateLimit
+from ._transport import AsyncHttpClient, HttpClient, WriteKey, as_write_key
+from ._worker import integer_option, number_option
 
 
 class Batch:
@@ -108,10 +108,12 @@ class Batcher:
                 f"context is {len(self._context):,} bytes encoded: it leaves no room for a "
                 f"{MAX_MESSAGE_BYTES:,}-byte message in a {MAX_BATCH_BYTES:,}-byte request"
             )
-        self.max_batch_size = _integer("max_batch_size", max_batch_size, minimum=1, maximum=MAX_BATCH_SIZE)
+        self.max_batch_size = integer_option(
+            "max_batch_size", max_batch_size, minimum=1, maximum=MAX_BATCH_SIZE
+        )
         # At least room for one message of the largest size, so a message handed
         # back is always accepted by the emptied batcher.
-        self.max_batch_bytes = _integer(
+        self.max_batch_bytes = integer_option(
             "max_batch_bytes", max_batch_bytes, minimum=smallest, maximum=MAX_BATCH_BYTES
         )
         self._pieces: list[bytes] = []
@@ -214,7 +216,7 @@ class AutoBatcher:
             raise ValueError(f"client must be an HttpClient, not {type(client).__name__}")
         self._client = client
         self._batcher = _check_batcher(batcher)
-        self._key: WriteKey = _as_key(write_key)
+        self._key: WriteKey = as_write_key(write_key)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -320,12 +322,12 @@ class AsyncAutoBatcher:
             raise ValueError(f"client must be an AsyncHttpClient, not {type(client).__name__}")
         self._client = client
         self._batcher = _check_batcher(batcher)
-        self._key: WriteKey = _as_key(write_key)
-        self.flush_interval = _number("flush_interval", flush_interval, minimum=0.001)
+        self._key: WriteKey = as_write_key(write_key)
+        self.flush_interval = number_option("flush_interval", flush_interval, minimum=0.001)
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
-        self._failure_reports = _RateLimit()
+        self._failure_reports = RateLimit()
         self._closing = False
         self._closed = False
 

@@ -182,7 +182,7 @@ class _Sender:
         return f"{type(self).__name__}(host={self.host!r}, timeout={self.timeout!r})"
 
 
-def _as_key(write_key: str | WriteKey) -> WriteKey:
+def as_write_key(write_key: str | WriteKey) -> WriteKey:
     if isinstance(write_key, WriteKey):
         return write_key
     if not isinstance(write_key, str) or not write_key:
@@ -292,7 +292,7 @@ class HttpClient(_Sender):
         """
         pieces, context = _pieces_of(batch)
         if pieces:
-            self.deliver(_as_key(write_key), pieces, context)
+            self.deliver(as_write_key(write_key), pieces, context)
 
     def close(self) -> None:
         """Close the connection pool. Idempotent."""
@@ -361,7 +361,7 @@ class AsyncHttpClient(_Sender):
         """
         pieces, context = _pieces_of(batch)
         if pieces:
-            await self.deliver(_as_key(write_key), pieces, context)
+            await self.deliver(as_write_key(write_key), pieces, context)
 
     async def aclose(self) -> None:
         """Close the connection pool. Idempotent."""

@@ -43,7 +43,7 @@ from ._batch import (
     is_due,
     take_batch,
 )
-from ._diagnostics import quiet_http_loggers, report, worker_threads
+from ._diagnostics import RateLimit, quiet_http_loggers, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import BaseMessage, from_metadata
 from ._transport import HttpClient, WriteKey
@@ -55,9 +55,6 @@ if TYPE_CHECKING:
 ErrorCallback = Callable[[BaseException, list[Any]], object]
 Item = tuple[object, str, float, str, "Mapping[str, Any] | None"]
 """What a front end hands over: (metadata, log message, created, logger name, extra fields)."""
-
-REPORT_EVERY = 10.0
-"""Seconds between two reports of the same kind of trouble (drops, invalid events)."""
 
 
 class Options(TypedDict):
@@ -77,7 +74,7 @@ class Options(TypedDict):
     clock: NotRequired[Callable[[], float] | None]
 
 
-def _number(name: str, value: object, *, minimum: float, maximum: float | None = None) -> float:
+def number_option(name: str, value: object, *, minimum: float, maximum: float | None = None) -> float:
     """A float option, also accepted as a numeric str (dictConfig from YAML or INI)."""
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a number, not a bool")
@@ -91,8 +88,8 @@ def _number(name: str, value: object, *, minimum: float, maximum: float | None =
     return number
 
 
-def _integer(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
-    number = _number(name, value, minimum=minimum, maximum=maximum)
+def integer_option(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+    number = number_option(name, value, minimum=minimum, maximum=maximum)
     if number != int(number):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(number)
@@ -128,24 +125,6 @@ class _Flush:
         self.target = -1
 
 
-class _RateLimit:
-    """Lets one report through every ``interval`` seconds and counts the rest."""
-
-    def __init__(self, interval: float = REPORT_EVERY) -> None:
-        self.interval = interval
-        self.last = -interval
-        self.suppressed = 0
-
-    def ready(self) -> tuple[bool, int]:
-        """(whether to report now, how many were held back since the last report)."""
-        now = time.monotonic()
-        if now - self.last < self.interval:
-            self.suppressed += 1
-            return False, 0
-        self.last, held, self.suppressed = now, self.suppressed, 0
-        return True, held
-
-
 _live: weakref.WeakSet[Core] = weakref.WeakSet()
 
 
@@ -173,16 +152,18 @@ class Core:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._key = resolve_write_key(write_key)
-        self.max_batch_size = _integer("max_batch_size", max_batch_size, minimum=1, maximum=MAX_BATCH_SIZE)
-        self.max_batch_bytes = _integer(
+        self.max_batch_size = integer_option(
+            "max_batch_size", max_batch_size, minimum=1, maximum=MAX_BATCH_SIZE
+        )
+        self.max_batch_bytes = integer_option(
             "max_batch_bytes",
             max_batch_bytes,
             minimum=MAX_MESSAGE_BYTES + WRAPPER_BYTES,
             maximum=MAX_BATCH_BYTES,
         )
-        self.flush_interval = _number("flush_interval", flush_interval, minimum=0.001)
-        self.max_queue_size = _integer("max_queue_size", max_queue_size, minimum=1)
-        self.shutdown_timeout = _number("shutdown_timeout", shutdown_timeout, minimum=0)
+        self.flush_interval = number_option("flush_interval", flush_interval, minimum=0.001)
+        self.max_queue_size = integer_option("max_queue_size", max_queue_size, minimum=1)
+        self.shutdown_timeout = number_option("shutdown_timeout", shutdown_timeout, minimum=0)
         if not isinstance(gzip, bool):
             raise ValueError(f"gzip must be True or False, got {gzip!r}")
         if on_error is not None and not callable(on_error):
@@ -193,10 +174,10 @@ class Core:
             raise ValueError(f"clock must be callable, got {clock!r}")
         self._client_options = {
             "host": host,
-            "timeout": _number("timeout", timeout, minimum=0.001),
+            "timeout": number_option("timeout", timeout, minimum=0.001),
             "transport": transport,
             "gzip": gzip,
-            "max_retry_time": _number("max_retry_time", max_retry_time, minimum=0),
+            "max_retry_time": number_option("max_retry_time", max_retry_time, minimum=0),
         }
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
         self.host = self._http.host
@@ -228,8 +209,8 @@ class Core:
         self._thread: threading.Thread | None = None
         self._start_failed = False
         self.worker_ident: int | None = None
-        self._drop_reports = _RateLimit()
-        self._invalid_reports = _RateLimit()
+        self._drop_reports = RateLimit()
+        self._invalid_reports = RateLimit()
         self._warned_closed = False
 
     # -- callers' side ---------------------------------------------------------------

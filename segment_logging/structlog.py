@@ -24,9 +24,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._diagnostics import report
+from ._diagnostics import RateLimit, report
 from ._handler import STRUCTLOG_KEYS, SegmentHandler, structlog_fields
-from ._worker import Core, Options, _RateLimit
+from ._worker import Core, Options
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, WrappedLogger
@@ -76,7 +76,7 @@ class SegmentProcessor:
             )
         else:
             self._core = handler._core
-        self._failure_reports = _RateLimit()
+        self._failure_reports = RateLimit()
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         """Queue the event if it carries ``segment``; return the event dict without that key.
