@@ -43,9 +43,17 @@ def _convert(value: Any) -> Any:
 
 _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_convert)
 
+try:  # the optional `fast` extra; everything works without it
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None  # type: ignore[assignment]  # absent: the stdlib path is used
 
-def dumps(obj: Any, field: str = "message") -> bytes:
-    """Encode ``obj`` as compact ASCII JSON.
+# Non-str keys as the stdlib writes them; dataclasses through _convert (str), as the stdlib path does.
+_ORJSON_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS) if orjson else 0
+
+
+def dumps_stdlib(obj: Any, field: str = "message") -> bytes:
+    """Encode ``obj`` as compact ASCII JSON with the standard library only.
 
     Raises:
         InvalidMessage: ``obj`` holds a circular reference or is nested too deeply;
@@ -55,6 +63,24 @@ def dumps(obj: Any, field: str = "message") -> bytes:
         return _encoder.encode(obj).encode("ascii")
     except Exception:  # noqa: BLE001 - any failure of the fast path is retried on the safe path
         return _encoder.encode(sanitize(obj, field)).encode("ascii")
+
+
+def dumps(obj: Any, field: str = "message") -> bytes:
+    """Encode ``obj`` as compact JSON: with orjson when installed (UTF-8), else :func:`dumps_stdlib`.
+
+    Both give the same values; orjson writes NaN and Infinity as null too. Whatever
+    orjson refuses (a cycle, a lone surrogate, an int past 64 bits, deep nesting)
+    goes the stdlib way, so the result never depends on which is installed.
+
+    Raises:
+        InvalidMessage: as :func:`dumps_stdlib`.
+    """
+    if orjson is not None:
+        try:
+            return orjson.dumps(obj, default=_convert, option=_ORJSON_OPTIONS)
+        except Exception:  # noqa: BLE001 - fall back to the stdlib path, which handles every case
+            pass
+    return dumps_stdlib(obj, field)
 
 
 def _safe_str(value: Any) -> str:
