@@ -40,14 +40,18 @@ def encode_message(message: BaseMessage, default_timestamp: datetime.datetime | 
         InvalidMessage: a field holds a circular reference; the error names the field.
         MessageTooLarge: the encoded message is over 32,000 bytes.
     """
-    wire = message.to_dict(default_timestamp)
+    return encode_wire(message.to_dict(default_timestamp))
+
+
+def encode_wire(wire: dict[str, Any]) -> bytes:
+    """Encode a message's wire dict, checked against the 32 KB limit (see encode_message)."""
     try:
         piece = _json.dumps(wire)
     except Exception:  # noqa: BLE001 - re-walk field by field so the error names the field
         piece = _json.dumps({key: _json.sanitize(value, key) for key, value in wire.items()})
     if len(piece) > MAX_MESSAGE_BYTES:
         raise MessageTooLarge(
-            f"{message.type} message is {len(piece):,} bytes encoded; "
+            f"{wire.get('type', 'a')} message is {len(piece):,} bytes encoded; "
             f"Segment accepts at most {MAX_MESSAGE_BYTES:,}"
         )
     return piece

@@ -34,6 +34,8 @@ def _convert(value: Any) -> Any:
         return str(value)
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, Mapping):
+        return dict(value)
     if isinstance(value, set | frozenset):
         return list(value)
     if isinstance(value, bytes | bytearray | memoryview):
@@ -77,7 +79,9 @@ def dumps(obj: Any, field: str = "message") -> bytes:
     """
     if orjson is not None:
         try:
-            return orjson.dumps(obj, default=_convert, option=_ORJSON_OPTIONS)
+            # orjson's result keeps a large over-allocated buffer (about 4 KB per small
+            # message); a copy, which costs about 0.1 us, holds only the bytes.
+            return bytes(memoryview(orjson.dumps(obj, default=_convert, option=_ORJSON_OPTIONS)))
         except Exception:  # noqa: BLE001 - fall back to the stdlib path, which handles every case
             pass
     return dumps_stdlib(obj, field)

@@ -227,6 +227,10 @@ class HttpClient(_Sender):
             self._http = httpx.Client(**self._client_options())
         return self._http
 
+    def prepare(self) -> None:
+        """Build the connection pool now (it reads the CA bundle) rather than on the first send."""
+        self._client()
+
     def attempt(
         self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"", *, timeout: float
     ) -> Outcome:

@@ -40,12 +40,13 @@ from ._batch import (
     WRAPPER_BYTES,
     decode_pieces,
     encode_message,
+    encode_wire,
     is_due,
     take_batch,
 )
 from ._diagnostics import RateLimit, quiet_http_loggers, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
-from ._messages import BaseMessage, from_metadata
+from ._messages import BaseMessage, from_metadata, plain_track_wire
 from ._transport import HttpClient, WriteKey
 
 if TYPE_CHECKING:
@@ -222,12 +223,11 @@ class Core:
             if accepted:
                 self._accepted += 1
                 self._intake.append(item)
-                waiting = len(self._intake) + len(self._pending)
             else:
                 self._dropped += 1
         if not accepted:
             self._report_drop()
-        elif self._waiting and (self._idle or waiting >= self.max_batch_size):
+        elif self._waiting and (self._idle or len(self._intake) + len(self._pending) >= self.max_batch_size):
             self._wake.set()
         if self._thread is None and not self._start_failed:
             self._start_worker()
@@ -352,6 +352,7 @@ class Core:
     def _run(self) -> None:
         self.worker_ident = threading.get_ident()
         worker_threads.add(self.worker_ident)
+        self._http.prepare()  # the TLS context and imports, before the first burst needs them
         try:
             self._loop()
         finally:
@@ -413,8 +414,11 @@ class Core:
     def _encode(self, item: Item) -> None:
         metadata, name, created, _, extra = item
         try:
-            message = from_metadata(metadata, name, extra)
-            piece = encode_message(message, created)
+            wire = plain_track_wire(metadata, name, created)
+            if wire is not None:
+                piece = encode_wire(wire)
+            else:
+                piece = encode_message(from_metadata(metadata, name, extra), created)
         except Exception as exc:  # noqa: BLE001 - bad input is reported, never raised
             self._reject(exc if isinstance(exc, InvalidMessage) else InvalidMessage(str(exc)), item)
             return

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from segment_logging import Alias, Group, Identify, InvalidMessage, Page, Screen, Track
-from segment_logging._messages import LIBRARY, format_timestamp, from_metadata, new_message_id
+from segment_logging._messages import (
+    LIBRARY,
+    format_timestamp,
+    from_metadata,
+    new_message_id,
+    plain_track_wire,
+)
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -159,3 +165,39 @@ def test_fast_timestamp_matches_datetime(moment: float) -> None:
         timespec="milliseconds"
     )
     assert format_timestamp(moment) == expected
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"user_id": "u1", "properties": {"plan": "pro"}},
+        {"anonymous_id": 7},
+        {"user_id": 0, "anonymous_id": "a", "event": "Custom", "properties": {}},
+        {"user_id": "u1", "event": None},
+    ],
+)
+def test_plain_track_fast_path_matches_full_path(metadata: dict[str, Any]) -> None:
+    """The worker's shortcut for plain track dicts gives exactly what the message classes give."""
+    fast = plain_track_wire(metadata, "Signup", 1764300000.25)
+    full = from_metadata(metadata, "Signup").to_dict(1764300000.25)
+    assert fast is not None
+    assert UUID4.match(fast.pop("messageId"))
+    full.pop("messageId")
+    assert fast == full
+    assert list(fast) == list(full), "same key order, so the same bytes on the wire"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"properties": {}},
+        {"user_id": ["u"]},
+        {"user_id": "u", "properties": ["x"]},
+        {"user_id": "u", "type": "track"},
+        {"user_id": "u", "timestamp": 0},
+        {"user_id": "u", "event": 3},
+    ],
+)
+def test_plain_track_fast_path_leaves_the_rest_to_the_full_path(metadata: dict[str, Any]) -> None:
+    """Anything but a valid plain track dict is left to the full path, which reports problems."""
+    assert plain_track_wire(metadata, "Signup", 0.0) is None
