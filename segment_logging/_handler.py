@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._worker import Core, Item, Options
@@ -19,6 +20,9 @@ RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)
     "taskName",
     "segment",
 }
+
+REPORTS_LOGGER = "segment_logging"
+"""The logger the library reports its own trouble on; its records never become events."""
 
 STRUCTLOG_KEYS = frozenset(
     {
@@ -134,8 +138,8 @@ class SegmentHandler(logging.Handler):
                 else None
             )
             name = record.getMessage()
-        if record.thread == self._core.worker_ident:
-            return None  # never ship the library's own traffic
+        if record.thread == self._core.worker_ident or record.name.partition(".")[0] == REPORTS_LOGGER:
+            return None  # never ship the library's own traffic, nor what it reports about itself
         return (metadata, name, record.created, record.name, extra)
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
@@ -156,7 +160,8 @@ class SegmentHandler(logging.Handler):
 
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
-        self._core.close()
+        with _released(self.lock):
+            self._core.close()
         super().close()
 
     def stats(self) -> dict[str, int]:
@@ -166,6 +171,26 @@ class SegmentHandler(logging.Handler):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"<{type(self).__name__} {self._core.host} ({level})>"
+
+
+@contextlib.contextmanager
+def _released(lock: Any) -> Iterator[None]:
+    """Let go of ``lock`` meanwhile, if this thread holds it.
+
+    logging.shutdown() holds a handler's lock while it calls flush() and close();
+    dictConfig() takes logging's module lock and then each handler's lock. Waiting
+    for delivery with the handler lock held deadlocks a dictConfig() running on
+    another thread. handle() never takes this lock, so nothing else needs it.
+    """
+    is_owned = getattr(lock, "_is_owned", None)
+    if is_owned is None or not is_owned():
+        yield
+        return
+    state = lock._release_save()
+    try:
+        yield
+    finally:
+        lock._acquire_restore(state)
 
 
 def _called_by_logging_shutdown() -> bool:

@@ -12,7 +12,10 @@ import base64
 import ipaddress
 import os
 import platform
+import sys
+import threading
 import time
+import types
 import urllib.parse
 import warnings
 import zlib
@@ -20,8 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore  # noqa: F401 - imported here, not lazily by httpx in the worker (see below)
 import httpx
 
+# httpx imports httpcore when its first client is built. If that happened on the
+# worker thread and the process forked mid-import, the child would find httpcore
+# half-initialised; importing it with this module avoids the race.
 from ._batch import build_body
 from ._errors import DeliveryError
 from ._messages import format_timestamp
@@ -31,6 +38,19 @@ from ._version import __version__
 DEFAULT_HOST = "https://api.segment.io"
 USER_AGENT = f"segment-logging/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
 _GZIP_LEVEL = 1  # JSON compresses well even at level 1; higher levels cost CPU the worker needs.
+
+
+_building = threading.Lock()
+"""Held while a client (with its TLS context) is built; ``fork()`` waits for it.
+
+OpenSSL takes process-wide locks while it loads the CA bundle. A fork in the
+middle (a worker building its pool just as gunicorn forks) leaves them locked
+in the child for good: the child's first TLS context never finishes, and its
+flush() never returns.
+"""
+os.register_at_fork(
+    before=_building.acquire, after_in_parent=_building.release, after_in_child=_building.release
+)
 
 
 class InsecureHostWarning(UserWarning):
@@ -75,9 +95,24 @@ def check_host(host: str) -> str:
         warnings.warn(
             f"host {host!r} uses plain http: the Segment write key would travel unencrypted",
             InsecureHostWarning,
-            stacklevel=4,
+            stacklevel=_outside_this_package(),
         )
     return host.rstrip("/")
+
+
+def _outside_this_package() -> int:
+    """The ``stacklevel`` that makes a warning name the first caller outside segment_logging.
+
+    The handler, the structlog processor and the clients reach ``check_host``
+    through different depths, so a fixed number names one of our own files.
+    """
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame: types.FrameType | None = sys._getframe(2)  # check_host()'s caller: stacklevel 2
+    level = 2
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -224,7 +259,8 @@ class HttpClient(_Sender):
     def _client(self) -> httpx.Client:
         # Made on first use: building the TLS context reads the CA bundle from disk.
         if self._http is None:
-            self._http = httpx.Client(**self._client_options())
+            with _building:
+                self._http = httpx.Client(**self._client_options())
         return self._http
 
     def prepare(self) -> None:
@@ -328,7 +364,8 @@ class AsyncHttpClient(_Sender):
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(**self._client_options())
+            with _building:
+                self._http = httpx.AsyncClient(**self._client_options())
         return self._http
 
     async def attempt(

@@ -20,6 +20,7 @@ Shutdown, fork and the logging module's locks are handled here and nowhere else:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import sys
@@ -127,6 +128,8 @@ class _Flush:
 
 
 _live: weakref.WeakSet[Core] = weakref.WeakSet()
+_FLUSH_SLICE = 0.5
+"""Seconds flush() waits at a time before checking that the worker is still alive."""
 
 
 class Core:
@@ -285,11 +288,19 @@ class Core:
                 return self._accepted == self._released
             self._intake.append(marker)
         self._wake.set()
-        if not self._ensure_worker():
-            self._run_inline(until=marker)
         if _holding_logging_lock():
             return False
-        return marker.done.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if not self._ensure_worker():
+                self._run_inline(until=marker)  # no worker can run (a child at exit)
+                return marker.done.is_set()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return marker.done.is_set()
+            # Wait in slices, so that a worker that died cannot make this wait forever.
+            if marker.done.wait(_FLUSH_SLICE if remaining is None else min(remaining, _FLUSH_SLICE)):
+                return True
 
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
@@ -324,6 +335,9 @@ class Core:
             self._run_inline(until=None)  # no worker (a child at exit): deliver on this thread
 
     def _ensure_worker(self) -> bool:
+        """Whether a worker is running, starting one if none was (as after fork)."""
+        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+            self._thread = None  # it died: start another rather than wait on it
         if self._thread is None and not self._start_failed:
             self._start_worker()
         return self._thread is not None and self._thread.is_alive()
@@ -331,6 +345,11 @@ class Core:
     def _start_worker(self) -> None:
         with self._lock:
             if self._thread is not None or self._start_failed:
+                return
+            if getattr(threading, "_SHUTTING_DOWN", False):
+                # Called from an atexit hook: Python 3.12+ refuses new threads from here on.
+                # Do the same on every version; close() and flush() deliver on this thread.
+                self._start_failed = True
                 return
             thread = threading.Thread(target=self._run, name="segment-logging", daemon=True)
             try:
@@ -352,8 +371,11 @@ class Core:
     def _run(self) -> None:
         self.worker_ident = threading.get_ident()
         worker_threads.add(self.worker_ident)
-        self._http.prepare()  # the TLS context and imports, before the first burst needs them
         try:
+            # The TLS context, before the first burst needs it; if this fails, the
+            # first send tries again and reports what fails.
+            with contextlib.suppress(Exception):
+                self._http.prepare()
             self._loop()
         finally:
             worker_threads.discard(self.worker_ident)
@@ -468,6 +490,11 @@ class Core:
         except DeliveryError as exc:
             self._failed += len(batch)
             self._report_failure(exc, batch)
+        except Exception as exc:  # noqa: BLE001 - a custom transport's error, or a bug: count, report
+            self._failed += len(batch)
+            error = DeliveryError(f"{len(batch)} messages not delivered: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            self._report_failure(error, batch)
         else:
             self._sent += len(batch)
             self._retried += len(batch) * (attempts - 1)

@@ -14,20 +14,32 @@ and can be told to fail the next requests::
 
 Faults: :meth:`SegmentServer.fail_next` (a status, optionally with
 ``Retry-After``), :meth:`~SegmentServer.drop_next` (close the connection
-without an answer), :meth:`~SegmentServer.delay_next` (answer late), and
-:meth:`~SegmentServer.fail_randomly` (a seeded mix of all three).
+without an answer), :meth:`~SegmentServer.delay_next` (answer late),
+:meth:`~SegmentServer.fail_randomly` (a seeded mix of all three),
+:meth:`~SegmentServer.fail_for` (an outage lasting some seconds) and
+:meth:`~SegmentServer.pause` / :meth:`~SegmentServer.resume` (hang every
+request until resumed).
+
+It also serves HTTPS when given an ``ssl_context``, and accepts requests
+addressed to it as an HTTP forward proxy (``POST http://host/v1/batch``), so
+tests can check TLS verification and proxy settings.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
+import itertools
 import json
 import random
 import socket
+import ssl
+import sys
 import threading
+import time
+import urllib.parse
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -67,6 +79,8 @@ class Request:
     fault: Fault | None = None
     reason: str = ""
     messages: list[dict[str, Any]] = field(default_factory=list)
+    target: str = "/v1/batch"
+    """The request target as sent: an absolute URL when it came through a proxy."""
 
 
 class SegmentServer:
@@ -75,15 +89,28 @@ class SegmentServer:
     Args:
         write_key: the key it accepts (any other gets 401).
         host: the address to bind; loopback only by default.
+        ssl_context: a server-side context to serve HTTPS with (``url`` then starts with https).
     """
 
-    def __init__(self, write_key: str = "test-write-key", *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        write_key: str = "test-write-key",
+        *,
+        host: str = "127.0.0.1",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.write_key = write_key
         self._expected_auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
         self._host = host
+        self._ssl_context = ssl_context
         self._lock = threading.Condition()
         self._faults: deque[Fault] = deque()
         self._random: tuple[float, random.Random, tuple[Fault, ...]] | None = None
+        self._outage: tuple[float, Iterator[int]] | None = None
+        self._open = threading.Event()
+        self._open.set()
+        self._held = 0
+        self._active = 0
         self._stopping = threading.Event()
         self.requests: list[Request] = []
         self.messages: list[dict[str, Any]] = []
@@ -97,8 +124,14 @@ class SegmentServer:
         """Start serving in a background thread; returns self."""
         if self._server is not None:
             return self
-        self._server = ThreadingHTTPServer((self._host, 0), _make_handler(self))
+        self._server = _HTTPServer((self._host, 0), _make_handler(self))
         self._server.daemon_threads = True
+        if self._ssl_context is not None:
+            # The handshake happens on the request's own thread, so a client that
+            # rejects the certificate cannot stall the accept loop.
+            self._server.socket = self._ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -106,8 +139,9 @@ class SegmentServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving (slow answers in progress are cut short). Idempotent."""
+        """Stop serving (slow and paused answers in progress are cut short). Idempotent."""
         self._stopping.set()
+        self._open.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -124,8 +158,11 @@ class SegmentServer:
         """The base URL to pass as ``host``."""
         if self._server is None:
             raise RuntimeError("the server is not started")
-        address = self._server.server_address
-        return f"http://{address[0]}:{address[1]}"
+        host, port = self._server.server_address[:2]
+        if not isinstance(host, str):
+            host = bytes(host).decode("ascii")
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{host}:{port}"
 
     # -- faults ---------------------------------------------------------------------
 
@@ -141,22 +178,70 @@ class SegmentServer:
         """Answer the next ``count`` requests after ``seconds`` (with ``status``, else accept)."""
         self._add(count, Fault(delay=seconds, status=status))
 
-    def fail_randomly(
-        self, rate: float, *, seed: int = 0, faults: Iterable[Fault] | None = None
-    ) -> None:
+    def fail_randomly(self, rate: float, *, seed: int = 0, faults: Iterable[Fault] | None = None) -> None:
         """From now on fail a ``rate`` share of requests with one of ``faults`` at random.
 
         The default mix is a 500, a 429 with ``Retry-After: 0``, a dropped
         connection and a 1-second answer. ``rate=0`` stops it.
         """
-        mix = tuple(faults) if faults is not None else (
-            Fault(status=500),
-            Fault(status=429, retry_after="0"),
-            Fault(drop=True),
-            Fault(delay=1.0, status=503),
+        mix = (
+            tuple(faults)
+            if faults is not None
+            else (
+                Fault(status=500),
+                Fault(status=429, retry_after="0"),
+                Fault(drop=True),
+                Fault(delay=1.0, status=503),
+            )
         )
         with self._lock:
             self._random = (rate, random.Random(seed), mix) if rate > 0 else None
+
+    def fail_for(self, seconds: float, *, statuses: Iterable[int] = (500, 503)) -> None:
+        """An outage: for the next ``seconds``, answer every request with ``statuses`` in turn.
+
+        Faults queued with :meth:`fail_next` and the like still come first.
+        """
+        cycle = itertools.cycle(tuple(statuses))
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, cycle)
+
+    def pause(self) -> None:
+        """Hang: hold every request, without answering, until :meth:`resume` (or :meth:`stop`)."""
+        self._open.clear()
+
+    def resume(self) -> None:
+        """Answer the requests held by :meth:`pause`, and the ones after them, as usual."""
+        self._open.set()
+
+    def wait_for_held(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until at least ``count`` requests are being held by :meth:`pause`."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._held >= count, timeout)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being answered (slow answers included); False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._active == 0, timeout)
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._active += 1
+
+    def _end(self) -> None:
+        with self._lock:
+            self._active -= 1
+            self._lock.notify_all()
+
+    def _hold(self) -> None:
+        if self._open.is_set():
+            return
+        with self._lock:
+            self._held += 1
+            self._lock.notify_all()
+        self._open.wait()
+        with self._lock:
+            self._held -= 1
 
     def _add(self, count: int, fault: Fault) -> None:
         with self._lock:
@@ -166,6 +251,11 @@ class SegmentServer:
         with self._lock:
             if self._faults:
                 return self._faults.popleft()
+            if self._outage is not None:
+                until, statuses = self._outage
+                if time.monotonic() < until:
+                    return Fault(status=next(statuses))
+                self._outage = None
             if self._random is not None:
                 rate, rng, mix = self._random
                 if rng.random() < rate:
@@ -210,6 +300,7 @@ class SegmentServer:
             self.messages.clear()
             self._faults.clear()
             self._random = None
+            self._outage = None
 
     # -- the protocol -----------------------------------------------------------------
 
@@ -228,12 +319,19 @@ class SegmentServer:
             body = json.loads(raw)
         except ValueError as exc:
             return 400, f"invalid JSON: {exc}", None
+        except RecursionError:
+            # Valid JSON, but deeper than Python's parser goes (Segment's goes deeper): say so
+            # rather than drop the connection, so a test sees why.
+            return 400, "JSON nested deeper than this fake server can parse", None
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
             return 400, "body has no batch list", None
         if not isinstance(body.get("sentAt"), str):
             return 400, "body has no sentAt", None
         for index, message in enumerate(body["batch"]):
-            problem = _check_message(message)
+            try:
+                problem = _check_message(message)
+            except RecursionError:
+                problem = "nested deeper than this fake server can measure"
             if problem:
                 return 400, f"batch[{index}]: {problem}", body
         return 200, "", body
@@ -269,41 +367,63 @@ def _check_message(message: object) -> str:
     return ""
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timed out, rejected our certificate) is an expected
+        # part of fault injection, not a server error worth a traceback on stderr.
+        if isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 def _make_handler(server: SegmentServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as Segment
         server_version = "FakeSegment/1"
 
         def setup(self) -> None:
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.settimeout(10)  # a client that stalls mid-handshake frees the thread
+                self.request.do_handshake()
+                self.request.settimeout(None)
             super().setup()
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
             pass  # quiet: tests read server.requests instead
 
-        def do_POST(self) -> None:  # noqa: N802 - stdlib's name
+        def do_POST(self) -> None:  # stdlib's name (ruff's N802 knows overrides)
+            server._begin()
+            try:
+                self._serve()
+            finally:
+                server._end()
+
+        def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            if self.path != "/v1/batch":
+            # A forward proxy request names the whole URL; serve it as the proxy and the origin.
+            if urllib.parse.urlsplit(self.path).path != "/v1/batch":
                 self._answer(404, {"error": "not found"})
                 return
+            server._hold()
             fault = server._next_fault()
             if fault is not None:
                 if fault.delay:
                     server._stopping.wait(fault.delay)
                 if fault.drop:
-                    server._record(Request(0, headers, None, fault, "dropped"))
+                    server._record(Request(0, headers, None, fault, "dropped", target=self.path))
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if fault.status is not None:
-                    server._record(Request(fault.status, headers, None, fault, "injected"))
+                    server._record(Request(fault.status, headers, None, fault, "injected", target=self.path))
                     extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
                     self._answer(fault.status, {"error": "injected fault"}, extra)
                     return
             status, reason, body = server._judge(headers, raw)
-            server._record(Request(status, headers, body, fault, reason))
+            server._record(Request(status, headers, body, fault, reason, target=self.path))
             self._answer(status, {"success": True} if status == 200 else {"error": reason})
 
         def _answer(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> None:
