@@ -216,6 +216,7 @@ class Core:
         self._drop_reports = RateLimit()
         self._invalid_reports = RateLimit()
         self._warned_closed = False
+        self._timeout_reported = False
 
     # -- callers' side ---------------------------------------------------------------
 
@@ -323,7 +324,8 @@ class Core:
         if thread is not None and thread.is_alive():
             assert self._deadline is not None
             thread.join(max(0.0, self._deadline - time.monotonic()) + 0.05)
-            if thread.is_alive() and self._accepted != self._released:
+            if thread.is_alive() and self._accepted != self._released and not self._timeout_reported:
+                self._timeout_reported = True
                 # The worker is stuck in a request; it may still finish, so only report.
                 report(
                     logging.ERROR,
