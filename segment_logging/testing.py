@@ -46,7 +46,7 @@ from typing import Any
 
 from ._batch import MAX_BATCH_BYTES, MAX_BATCH_SIZE, MAX_MESSAGE_BYTES
 
-__all__ = ["Fault", "Request", "SegmentServer"]
+__all__ = ["ErrorRecorder", "Fault", "Request", "SegmentServer"]
 
 _TYPES = {"track", "identify", "page", "screen", "group", "alias"}
 _REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId"}
@@ -437,3 +437,30 @@ def _make_handler(server: SegmentServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
+
+
+class ErrorRecorder:
+    """An ``on_error`` callback for tests: keeps every call (it runs on the worker thread).
+
+    Example::
+
+        errors = ErrorRecorder()
+        handler = SegmentHandler(server.write_key, host=server.url, on_error=errors)
+        ...
+        handler.flush()
+        assert "user_id or anonymous_id" in str(errors.calls[0][0])
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[BaseException, list[Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, exc: BaseException, messages: list[Any]) -> None:
+        with self._lock:
+            self.calls.append((exc, messages))
+
+    @property
+    def messages(self) -> list[Any]:
+        """Every message handed over, across all calls, in order."""
+        with self._lock:
+            return [message for _, messages in self.calls for message in messages]

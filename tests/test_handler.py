@@ -17,7 +17,7 @@ import pytest
 from freezegun import freeze_time
 
 from segment_logging import InvalidMessage, MessageTooLarge, SegmentHandler, Track
-from segment_logging.testing import SegmentServer
+from segment_logging.testing import ErrorRecorder, SegmentServer
 
 MakeHandler = Callable[..., SegmentHandler]
 
@@ -34,18 +34,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Errors:
-    """An on_error callback that keeps what it was given."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[BaseException, list[Any]]] = []
-        self.event = threading.Event()
-
-    def __call__(self, exc: BaseException, messages: list[Any]) -> None:
-        self.calls.append((exc, messages))
-        self.event.set()
 
 
 # -- construction ------------------------------------------------------------------------
@@ -298,7 +286,7 @@ def test_retried_until_delivered(
 def test_400_is_not_retried(make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger) -> None:
     """A 400 is not retried; the batch goes to on_error and counts as failed."""
     server.fail_next(1, status=400)
-    errors = Errors()
+    errors = ErrorRecorder()
     handler = make_handler(on_error=errors)
     logger.addHandler(handler)
     logger.info("Signup", extra=_signup())
@@ -315,7 +303,7 @@ def test_retry_budget_gives_up_and_reports(
 ) -> None:
     """Past max_retry_time a failing batch goes to on_error instead of being retried forever."""
     server.fail_next(1000, status=503, retry_after="0.05")
-    errors = Errors()
+    errors = ErrorRecorder()
     handler = make_handler(on_error=errors, max_retry_time=0.3)
     logger.addHandler(handler)
     logger.info("Signup", extra=_signup())
@@ -341,7 +329,7 @@ def test_bad_input_is_reported_and_others_still_go_out(
     metadata: Any, problem: str, make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
 ) -> None:
     """Invalid metadata goes to on_error naming the problem, without raising; other events are sent."""
-    errors = Errors()
+    errors = ErrorRecorder()
     handler = make_handler(on_error=errors)
     logger.addHandler(handler)
     logger.info("Before", extra=_signup())
@@ -359,7 +347,7 @@ def test_circular_properties_are_reported(
     make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
 ) -> None:
     """A self-referencing properties dict is reported as circular, naming the field."""
-    errors = Errors()
+    errors = ErrorRecorder()
     handler = make_handler(on_error=errors)
     logger.addHandler(handler)
     loop: dict[str, Any] = {}
@@ -371,7 +359,7 @@ def test_circular_properties_are_reported(
 
 def test_oversize_message_is_message_too_large(make_handler: MakeHandler, logger: logging.Logger) -> None:
     """A message over 32 KB is reported as MessageTooLarge."""
-    errors = Errors()
+    errors = ErrorRecorder()
     handler = make_handler(on_error=errors)
     logger.addHandler(handler)
     logger.info("Big", extra=_signup(blob="x" * 40_000))
@@ -496,7 +484,7 @@ def test_write_key_is_never_shown(
 @pytest.mark.parametrize("style", ["class", "()"])
 def test_dictconfig_with_every_option(style: str, server: SegmentServer) -> None:
     """The handler is configured from dictConfig with `class` or `()`, every option as a key."""
-    errors = Errors()
+    errors = ErrorRecorder()
     entry: dict[str, Any] = {
         "level": "INFO",
         "write_key": server.write_key,

@@ -22,25 +22,9 @@ import httpx
 import pytest
 
 from segment_logging import DeliveryError, InvalidMessage, SegmentHandler
-from segment_logging.testing import Fault, SegmentServer
+from segment_logging.testing import ErrorRecorder, Fault, SegmentServer
 
 MakeHandler = Callable[..., SegmentHandler]
-
-
-class Errors:
-    """An on_error callback that keeps what it was given (it runs on the worker thread)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[BaseException, list[Any]]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, exc: BaseException, messages: list[Any]) -> None:
-        with self._lock:
-            self.calls.append((exc, messages))
-
-    @property
-    def messages(self) -> list[Any]:
-        return [message for _, messages in self.calls for message in messages]
 
 
 def _event(n: int) -> dict[str, Any]:
@@ -92,7 +76,7 @@ def test_outage_past_the_budget_goes_to_on_error_and_failed(
     make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
 ) -> None:
     """An outage longer than max_retry_time: every event reaches on_error and stats()["failed"]."""
-    errors = Errors()
+    errors = ErrorRecorder()
     handler = make_handler(max_batch_size=100, flush_interval=0.05, max_retry_time=0.4, on_error=errors)
     logger.addHandler(handler)
     server.fail_for(60, statuses=(503,))
@@ -139,7 +123,7 @@ def test_unexpected_transport_error_is_counted_and_reported(
 ) -> None:
     """A transport raising an unexpected exception loses no event silently: the batch is counted in
     stats()["failed"] and handed to on_error."""
-    errors = Errors()
+    errors = ErrorRecorder()
     handler = make_handler(
         transport=BrokenTransport(), flush_interval=0.01, max_retry_time=0.2, on_error=errors
     )
@@ -524,7 +508,7 @@ def test_stats_are_exact_under_eight_threads(
 ) -> None:
     """8 threads, a small queue, some invalid events and some rejected batches: every logged
     event is counted exactly once as sent, dropped, failed or invalid."""
-    errors = Errors()
+    errors = ErrorRecorder()
     server.fail_next(2, status=400)  # rejected batches: failed at once, no retry
     server.fail_randomly(0.2, seed=10, faults=(Fault(status=400),))
     handler = make_handler(max_queue_size=200, max_batch_size=20, flush_interval=0.01, on_error=errors)

@@ -11,7 +11,6 @@ import logging
 import shutil
 import ssl
 import subprocess
-import threading
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from segment_logging import DeliveryError, HttpClient, InsecureHostWarning, SegmentHandler
-from segment_logging.testing import SegmentServer
+from segment_logging.testing import ErrorRecorder, SegmentServer
 
 SECRET = "sk_live_Zq8v3NfT0pLw9sXr"
 SECRET_FORMS = (
@@ -31,18 +30,6 @@ SECRET_FORMS = (
     base64.b64encode(SECRET.encode()).decode(),
 )
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-
-
-class Errors:
-    """An on_error callback that keeps what it was given."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[BaseException, list[Any]]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, exc: BaseException, messages: list[Any]) -> None:
-        with self._lock:
-            self.calls.append((exc, messages))
 
 
 def _event(n: int = 0) -> dict[str, Any]:
@@ -85,7 +72,7 @@ def test_write_key_is_in_no_output_of_a_failing_run(
     """A run where every kind of failure happens (401, 500s past the budget, dropped connections,
     close() running out of time) shows the key in no log record (httpx's included), warning,
     stderr/stdout line, on_error exception or on_error payload."""
-    errors = Errors()
+    errors = ErrorRecorder()
     log = logging.getLogger("test.security.failing")
     options: dict[str, Any] = {"max_retry_time": 0.3, "flush_interval": 0.01, "shutdown_timeout": 0.3}
     with SegmentServer(SECRET) as server, warnings.catch_warnings(record=True) as caught:
@@ -168,7 +155,7 @@ def tls_server(certificate: tuple[Path, Path]) -> Iterator[SegmentServer]:
 def test_tls_verification_is_on_by_default(tls_server: SegmentServer, logger: logging.Logger) -> None:
     """An https host whose certificate is not trusted gets nothing: the batch fails, reported."""
     assert tls_server.url.startswith("https://127.0.0.1:")
-    errors = Errors()
+    errors = ErrorRecorder()
     handler = SegmentHandler(
         tls_server.write_key, host=tls_server.url, max_retry_time=0.3, flush_interval=0.01, on_error=errors
     )

@@ -22,22 +22,12 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from segment_logging import InvalidMessage, SegmentHandler, Track
 from segment_logging.structlog import STRUCTLOG_KEYS, SegmentProcessor
-from segment_logging.testing import SegmentServer
+from segment_logging.testing import ErrorRecorder, SegmentServer
 
 MakeProcessor = Callable[..., SegmentProcessor]
 MakeHandler = Callable[..., SegmentHandler]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-class Errors:
-    """An on_error callback that keeps what it was given."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[BaseException, list[Any]]] = []
-
-    def __call__(self, exc: BaseException, messages: list[Any]) -> None:
-        self.calls.append((exc, messages))
 
 
 @pytest.fixture(autouse=True)
@@ -328,7 +318,7 @@ def test_bad_input_is_reported_and_logging_goes_on(
     problem: str,
 ) -> None:
     """Invalid metadata goes to on_error; the line is still logged and later events still arrive."""
-    errors = Errors()
+    errors = ErrorRecorder()
     processor = make_processor(on_error=errors)
     _configure(processor, output)
     log = structlog.get_logger()
