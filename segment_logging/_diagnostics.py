@@ -38,6 +38,11 @@ class RateLimit:
         return True, held
 
 
+def plural(count: int, noun: str) -> str:
+    """``"1 message"``, ``"2 messages"``: for counts in reports."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _shown_elsewhere(level: int) -> bool:
     """Whether a handler that is not a SegmentHandler would handle a record at ``level``."""
     from ._handler import SegmentHandler

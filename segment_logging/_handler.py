@@ -8,10 +8,13 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._worker import Core, Item, Options
+from ._worker import Core, Item, Options, check_option_names
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+QUEUED_BY = "_segment_queued_by"
+"""Record attribute: the (host, key) tokens of the SegmentHandlers that queued it."""
 
 # Attributes every LogRecord has; `segment=True` takes properties from the others.
 RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -19,6 +22,7 @@ RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)
     "asctime",
     "taskName",
     "segment",
+    QUEUED_BY,
 }
 
 REPORTS_LOGGER = "segment_logging"
@@ -92,7 +96,12 @@ class SegmentHandler(logging.Handler):
         level: int | str = logging.NOTSET,
         **options: Unpack[Options],
     ) -> None:
+        check_option_names("SegmentHandler", options)
         self._core = Core(write_key, **options)
+        # Records carry the tokens of the handlers that queued them, so a second
+        # SegmentHandler for the same source on the record's path (one on "app",
+        # one on the root) does not send the event again under a new messageId.
+        self._token = (self._core.host, self._core.write_key_token)
         super().__init__(level)
 
     def handle(self, record: logging.LogRecord) -> Any:
@@ -138,6 +147,10 @@ class SegmentHandler(logging.Handler):
                 else None
             )
             name = record.getMessage()
+        queued_by = attributes.get(QUEUED_BY)
+        if queued_by is not None and self._token in queued_by:
+            return None  # another handler for the same source already queued it
+        attributes[QUEUED_BY] = (*queued_by, self._token) if queued_by else (self._token,)
         if record.thread == self._core.worker_ident or record.name.partition(".")[0] == REPORTS_LOGGER:
             return None  # never ship the library's own traffic, nor what it reports about itself
         return (metadata, name, record.created, record.name, extra)

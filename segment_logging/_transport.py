@@ -30,6 +30,7 @@ import httpx
 # worker thread and the process forked mid-import, the child would find httpcore
 # half-initialised; importing it with this module avoids the race.
 from ._batch import build_body
+from ._diagnostics import plural
 from ._errors import DeliveryError
 from ._messages import format_timestamp
 from ._retry import RetryPolicy, is_retryable
@@ -91,6 +92,10 @@ def check_host(host: str) -> str:
     parsed = urllib.parse.urlsplit(host)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError(f"host must be an http:// or https:// URL, got {host!r}")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ValueError(
+            f"host must be the API's base URL without a path (like https://api.segment.io), got {host!r}"
+        )
     if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
         warnings.warn(
             f"host {host!r} uses plain http: the Segment write key would travel unencrypted",
@@ -195,14 +200,15 @@ class _Sender:
         if delay is None:
             why = "retry budget spent" if is_retryable(outcome.status) else "not retryable"
             raise DeliveryError(
-                f"{count} messages not delivered after {attempts} attempts ({why}): {outcome.describe()}",
+                f"{plural(count, 'message')} not delivered after {plural(attempts, 'attempt')} ({why}): "
+                f"{outcome.describe()}",
                 status=outcome.status,
                 attempts=attempts,
             )
         if deadline is not None and now + delay >= deadline:
             raise DeliveryError(
-                f"{count} messages not delivered: shutdown_timeout ran out after {attempts} attempts; "
-                f"last: {outcome.describe()}",
+                f"{plural(count, 'message')} not delivered: shutdown_timeout ran out after "
+                f"{plural(attempts, 'attempt')}; last: {outcome.describe()}",
                 status=outcome.status,
                 attempts=attempts,
             )
@@ -306,7 +312,7 @@ class HttpClient(_Sender):
             timeout = self._timeout_for(deadline)
             if timeout <= 0:
                 raise DeliveryError(
-                    f"{len(pieces)} messages not delivered: shutdown_timeout ran out",
+                    f"{plural(len(pieces), 'message')} not delivered: shutdown_timeout ran out",
                     attempts=attempts,
                 )
             outcome = self.attempt(write_key, pieces, context, timeout=timeout)
@@ -318,7 +324,7 @@ class HttpClient(_Sender):
                 time.sleep(delay)
             elif not wait(delay):
                 raise DeliveryError(
-                    f"{len(pieces)} messages not delivered: closed while waiting to retry; "
+                    f"{plural(len(pieces), 'message')} not delivered: closed while waiting to retry; "
                     f"last: {outcome.describe()}",
                     status=outcome.status,
                     attempts=attempts,

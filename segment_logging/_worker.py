@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import difflib
 import logging
 import os
 import sys
@@ -45,7 +46,7 @@ from ._batch import (
     is_due,
     take_batch,
 )
-from ._diagnostics import RateLimit, quiet_http_loggers, report, worker_threads
+from ._diagnostics import RateLimit, plural, quiet_http_loggers, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import BaseMessage, from_metadata, plain_track_wire
 from ._transport import HttpClient, WriteKey
@@ -54,7 +55,8 @@ if TYPE_CHECKING:
     from typing_extensions import NotRequired
 
 
-ErrorCallback = Callable[[BaseException, list[Any]], object]
+ErrorCallback = Callable[[Exception, list[Any]], object]
+"""Called with an InvalidMessage or a DeliveryError and the messages concerned."""
 Item = tuple[object, str, float, str, "Mapping[str, Any] | None"]
 """What a front end hands over: (metadata, log message, created, logger name, extra fields)."""
 
@@ -88,6 +90,36 @@ def number_option(name: str, value: object, *, minimum: float, maximum: float | 
         bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
         raise ValueError(f"{name} must be {bound}, got {value!r}")
     return number
+
+
+_TRUE = frozenset(("true", "yes", "on", "1"))
+_FALSE = frozenset(("false", "no", "off", "0"))
+
+
+def bool_option(name: str, value: object) -> bool:
+    """A bool option, also accepted as true/false, yes/no, on/off or 1/0 text (INI or YAML configs)."""
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_option_names(owner: str, options: Mapping[str, object]) -> None:
+    """Reject an unknown keyword option with a TypeError that names it and suggests the nearest.
+
+    Raises:
+        TypeError: an option that is not one of :class:`Options`.
+    """
+    known = Options.__annotations__
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; options are {', '.join(sorted(known))}"
+            raise TypeError(f"{owner} got an unknown option {name!r}{hint}")
 
 
 def integer_option(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
@@ -128,6 +160,8 @@ class _Flush:
 
 
 _live: weakref.WeakSet[Core] = weakref.WeakSet()
+_DISTINCT_PROBLEMS = 100
+"""How many distinct invalid-event problems are each reported once; past it, only counts."""
 _FLUSH_SLICE = 0.5
 """Seconds flush() waits at a time before checking that the worker is still alive."""
 
@@ -168,8 +202,7 @@ class Core:
         self.flush_interval = number_option("flush_interval", flush_interval, minimum=0.001)
         self.max_queue_size = integer_option("max_queue_size", max_queue_size, minimum=1)
         self.shutdown_timeout = number_option("shutdown_timeout", shutdown_timeout, minimum=0)
-        if not isinstance(gzip, bool):
-            raise ValueError(f"gzip must be True or False, got {gzip!r}")
+        gzip = bool_option("gzip", gzip)
         if on_error is not None and not callable(on_error):
             raise ValueError(f"on_error must be callable, got {on_error!r}")
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
@@ -185,6 +218,7 @@ class Core:
         }
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
         self.host = self._http.host
+        self.write_key_token = hash(self._key.authorization)  # compares sources, shows nothing
         self._on_error = on_error
         self._clock = clock or time.monotonic
         self._closed = False
@@ -215,6 +249,8 @@ class Core:
         self.worker_ident: int | None = None
         self._drop_reports = RateLimit()
         self._invalid_reports = RateLimit()
+        self._problems_reported: set[str] = set()
+        self._invalid_unreported = 0
         self._warned_closed = False
         self._timeout_reported = False
 
@@ -329,9 +365,9 @@ class Core:
                 # The worker is stuck in a request; it may still finish, so only report.
                 report(
                     logging.ERROR,
-                    "segment-logging: shutdown_timeout (%g s) ran out with %d events not delivered",
+                    "segment-logging: shutdown_timeout (%g s) ran out with %s not delivered",
                     self.shutdown_timeout,
-                    self._accepted - self._released,
+                    plural(self._accepted - self._released, "event"),
                 )
         elif self._accepted != self._released:
             self._run_inline(until=None)  # no worker (a child at exit): deliver on this thread
@@ -407,6 +443,7 @@ class Core:
 
     def _finish(self) -> None:
         self._run_inline(until=None)
+        self._report_unreported_invalid()
         self._settle_flushes(everything=True)
         self._http.close()
 
@@ -458,17 +495,32 @@ class Core:
         if self._on_error is not None:
             self._call_on_error(exc, [extra if metadata is True else metadata])
             return
-        due, held = self._invalid_reports.ready()
-        if due:
-            more = f" ({held} more invalid events since the last report)" if held else ""
+        problem = str(exc)
+        if problem not in self._problems_reported and len(self._problems_reported) < _DISTINCT_PROBLEMS:
+            # Each distinct problem is shown once, however often it recurs.
+            self._problems_reported.add(problem)
             report(
                 logging.ERROR,
-                "segment-logging: event %r from logger %r was not sent: %s%s",
+                "segment-logging: event %r from logger %r was not sent: %s",
                 name,
                 origin,
                 exc,
-                more,
             )
+            return
+        self._invalid_unreported += 1
+        due, _ = self._invalid_reports.ready()
+        if due:
+            self._report_unreported_invalid()
+
+    def _report_unreported_invalid(self) -> None:
+        if self._invalid_unreported:
+            report(
+                logging.ERROR,
+                "segment-logging: %s not sent for problems already reported (%d invalid in all)",
+                plural(self._invalid_unreported, "more invalid event"),
+                self._invalid,
+            )
+            self._invalid_unreported = 0
 
     def _is_due(self) -> bool:
         return is_due(
@@ -491,10 +543,13 @@ class Core:
             attempts = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
         except DeliveryError as exc:
             self._failed += len(batch)
+            self._retried += len(batch) * max(exc.attempts - 1, 0)
             self._report_failure(exc, batch)
         except Exception as exc:  # noqa: BLE001 - a custom transport's error, or a bug: count, report
             self._failed += len(batch)
-            error = DeliveryError(f"{len(batch)} messages not delivered: {type(exc).__name__}: {exc}")
+            error = DeliveryError(
+                f"{plural(len(batch), 'message')} not delivered: {type(exc).__name__}: {exc}"
+            )
             error.__cause__ = exc
             self._report_failure(error, batch)
         else:
@@ -531,7 +586,7 @@ class Core:
             self._released += len(batch)
             self._report_failure(
                 DeliveryError(
-                    f"{len(batch)} messages not delivered: shutdown_timeout "
+                    f"{plural(len(batch), 'message')} not delivered: shutdown_timeout "
                     f"({self.shutdown_timeout:g} s) ran out"
                 ),
                 batch,
@@ -543,7 +598,7 @@ class Core:
         else:
             report(logging.ERROR, "segment-logging: %s", exc)
 
-    def _call_on_error(self, exc: BaseException, messages: list[Any]) -> None:
+    def _call_on_error(self, exc: Exception, messages: list[Any]) -> None:
         assert self._on_error is not None
         try:
             self._on_error(exc, messages)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._diagnostics import RateLimit, report
 from ._handler import STRUCTLOG_KEYS, SegmentHandler, structlog_fields
-from ._worker import Core, Options
+from ._worker import Core, Options, check_option_names
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, WrappedLogger
@@ -66,6 +66,7 @@ class SegmentProcessor:
         **options: Unpack[Options],
     ) -> None:
         if handler is None:
+            check_option_names("SegmentProcessor", options)
             self._core = Core(write_key, **options)
         elif not isinstance(handler, SegmentHandler):
             raise ValueError(f"handler must be a SegmentHandler, got {handler!r}")

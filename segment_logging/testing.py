@@ -368,6 +368,15 @@ def _check_message(message: object) -> str:
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Python 3.12+ refuses new threads once the interpreter is shutting down,
+        # which is exactly when an app using this server in-process delivers its
+        # last events. Serve that connection on the server's own thread instead.
+        try:
+            super().process_request(request, client_address)
+        except RuntimeError:
+            self.process_request_thread(request, client_address)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (timed out, rejected our certificate) is an expected
         # part of fault injection, not a server error worth a traceback on stderr.

@@ -72,7 +72,7 @@ def test_write_key_from_environment(monkeypatch: pytest.MonkeyPatch, server: Seg
         ("max_queue_size", 0),
         ("timeout", -1),
         ("shutdown_timeout", "soon"),
-        ("gzip", "yes"),
+        ("gzip", "maybe"),
         ("on_error", 3),
         ("host", "ftp://example.com"),
         ("max_batch_size", 1.5),
@@ -523,3 +523,80 @@ def test_dictconfig_with_every_option(style: str, server: SegmentServer) -> None
     finally:
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
         log.handlers.clear()
+
+
+# -- found in review -----------------------------------------------------------------------------
+
+
+def test_unknown_option_is_named_with_a_suggestion() -> None:
+    """A misspelled option fails naming SegmentHandler, the option and the nearest valid one."""
+    with pytest.raises(
+        TypeError, match=r"SegmentHandler got an unknown option 'flush_intervall'.*'flush_interval'"
+    ):
+        SegmentHandler("key", flush_intervall=1)  # type: ignore[call-arg]
+
+
+def test_host_with_a_path_is_refused() -> None:
+    """host is the base URL: one ending in /v1/batch is refused at construction, naming host."""
+    with pytest.raises(ValueError, match="host must be the API's base URL"):
+        SegmentHandler("key", host="https://api.segment.io/v1/batch")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("false", False), ("True", True), ("0", False), ("yes", True)]
+)
+def test_gzip_from_config_text(text: str, expected: bool, make_handler: MakeHandler) -> None:
+    """gzip accepts true/false text, as INI and YAML configs give it."""
+    assert make_handler(gzip=text)._core._http.gzip is expected
+
+
+def test_two_handlers_for_one_source_send_once(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """Handlers for the same source on a logger and on its parent send an event once, not twice."""
+    parent = logging.getLogger("test.twice")
+    child = logging.getLogger("test.twice.child")
+    child.setLevel(logging.INFO)
+    first, second = make_handler(), make_handler()
+    parent.addHandler(first)
+    child.addHandler(second)
+    try:
+        child.info("Signup", extra=_signup())
+        assert first.flush(5)
+        assert second.flush(5)
+    finally:
+        parent.removeHandler(first)
+        child.removeHandler(second)
+    assert len(server.messages) == 1
+
+
+def test_retries_of_a_failed_batch_are_counted(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """stats()['retried'] counts the retries of a batch that was finally given up, too."""
+    server.fail_next(1000, status=503, retry_after="0")
+    handler = make_handler(on_error=ErrorRecorder(), max_retry_time=0.2)
+    logger.addHandler(handler)
+    logger.info("Signup", extra=_signup())
+    assert handler.flush(5)
+    stats = handler.stats()
+    assert stats["failed"] == 1
+    assert stats["retried"] == len(server.requests) - 1 > 0
+
+
+def test_each_distinct_problem_is_reported(
+    make_handler: MakeHandler, logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Different invalid events are each reported; a repeat of the same problem is summarised at close."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    with caplog.at_level(logging.ERROR, logger="segment_logging"):
+        logger.info("NoUser", extra={"segment": {"properties": {}}})
+        logger.info("Typo", extra={"segment": {"user_id": "u", "propertys": {}}})
+        logger.info("NoUserAgain", extra={"segment": {"properties": {}}})
+        assert handler.flush(5)
+        handler.close()
+    texts = [r.getMessage() for r in caplog.records if r.name == "segment_logging"]
+    assert any("user_id or anonymous_id" in t for t in texts)
+    assert any("'propertys'" in t for t in texts)
+    assert any("1 more invalid event not sent" in t for t in texts)
