@@ -348,8 +348,8 @@ def build_table(results: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
             f"{sink_share:.0%} of one core"
         )
     notes.append(
-        f"2 cold (no warm-up event: ours builds its HTTP client, importing httpcore and reading the CA "
-        f"bundle, during the burst): ours {median(rate['ours_cold']):,.0f}, peer "
+        f"2 cold (no warm-up event, so start-up costs such as our worker building its HTTP client "
+        f"fall inside the burst): ours {median(rate['ours_cold']):,.0f}, peer "
         f"{median(rate['peer_cold']):,.0f} events/s, {ratios(rate['ours_cold'], rate['peer_cold']):.2f}x; "
         f"worst call ours {median(r['worst_ms'] for r in burst['ours_cold']):.1f} ms, peer "
         f"{median(r['worst_ms'] for r in burst['peer_cold']):.1f} ms; all delivered: "
