@@ -10,20 +10,14 @@ script, and what it received is printed.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
+
+from _target import segment_target, show_received
 
 from segment_logging import AsyncAutoBatcher, AsyncHttpClient, Batcher, Track
-from segment_logging.testing import SegmentServer
 
 FLUSH_INTERVAL = 0.2
 
-write_key = os.environ.get("SEGMENT_WRITE_KEY")
-host = os.environ.get("SEGMENT_HOST", "https://api.segment.io")
-fake: SegmentServer | None = None
-if not write_key:
-    fake = SegmentServer().start()
-    write_key, host = fake.write_key, fake.url
+write_key, host, fake = segment_target()
 
 
 async def handle_order(auto: AsyncAutoBatcher, user_id: str, total: float) -> None:
@@ -41,7 +35,6 @@ async def other_work(delivered: int) -> None:
 
 
 async def main() -> None:
-    assert write_key is not None
     client = AsyncHttpClient(host)
     async with AsyncAutoBatcher(client, Batcher(), write_key, flush_interval=FLUSH_INTERVAL) as auto:
         await asyncio.gather(*(handle_order(auto, f"user-{i}", 10.0 * i) for i in range(3)))
@@ -54,11 +47,4 @@ async def main() -> None:
 
 asyncio.run(main())
 
-if fake is None:
-    print("Sent to Segment; check your source's debugger.")
-else:
-    print(f"Delivered in all, the last when the async with block ended: {len(fake.messages)} events")
-    for message in fake.messages:
-        shown = {k: v for k, v in message.items() if k in ("type", "event", "userId", "properties")}
-        print(" ", json.dumps(shown))
-    fake.stop()
+show_received(fake, "Delivered in all, the last when the async with block ended:")

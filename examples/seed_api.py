@@ -9,18 +9,11 @@ script, and what it received is printed.
 
 from __future__ import annotations
 
-import json
-import os
+from _target import segment_target, show_received
 
 from segment_logging import AutoBatcher, Batcher, HttpClient, Track
-from segment_logging.testing import SegmentServer
 
-write_key = os.environ.get("SEGMENT_WRITE_KEY")
-host = os.environ.get("SEGMENT_HOST", "https://api.segment.io")
-fake: SegmentServer | None = None
-if not write_key:
-    fake = SegmentServer().start()
-    write_key, host = fake.write_key, fake.url
+write_key, host, fake = segment_target()
 
 # The crate's README: an AutoBatcher sends each batch as it fills up; flush() sends the rest.
 client = HttpClient(host)
@@ -45,12 +38,5 @@ client.send(write_key, manual.into_batch())
 
 auto.close()  # closes the client too
 
-if fake is None:
-    print("Sent to Segment; check your source's debugger.")
-else:
-    sizes = [len(batch["batch"]) for batch in fake.batches()]
-    print(f"The fake Segment received {len(fake.messages)} events in {len(sizes)} requests of {sizes}:")
-    for message in fake.messages:
-        shown = {k: v for k, v in message.items() if k in ("type", "event", "userId", "properties")}
-        print(" ", json.dumps(shown))
-    fake.stop()
+sizes = [len(batch["batch"]) for batch in fake.batches()] if fake else []
+show_received(fake, detail=f" in {len(sizes)} requests of {sizes}")

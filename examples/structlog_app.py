@@ -10,38 +10,19 @@ script, and what it received is printed at exit.
 from __future__ import annotations
 
 import atexit
-import json
-import os
 
 import structlog
+from _target import segment_target, show_received
 
 from segment_logging.structlog import SegmentProcessor
-from segment_logging.testing import SegmentServer
 
-write_key = os.environ.get("SEGMENT_WRITE_KEY")
-host = os.environ.get("SEGMENT_HOST", "https://api.segment.io")
-fake: SegmentServer | None = None
-if not write_key:
-    fake = SegmentServer().start()
-    write_key, host = fake.write_key, fake.url
-
-
-def show_what_was_delivered() -> None:
-    """Print what the fake Segment received, after segment-logging delivered at exit."""
-    if fake is None:
-        print("Sent to Segment; check your source's debugger.")
-        return
-    print(f"The fake Segment received {len(fake.messages)} events:")
-    for message in fake.messages:
-        shown = {k: v for k, v in message.items() if k in ("type", "event", "userId", "properties", "traits")}
-        print(" ", json.dumps(shown))
-    fake.stop()
+write_key, host, fake = segment_target()
 
 
 # atexit runs hooks last-registered-first. segment-logging registers its own hook
 # (deliver what is queued) when the processor is created, below, so this one,
 # registered earlier, runs after delivery.
-atexit.register(show_what_was_delivered)
+atexit.register(show_received, fake)  # prints what the fake Segment got
 
 structlog.configure(
     processors=[
