@@ -25,3 +25,30 @@ def test_quickstart_delivers_at_exit() -> None:
     assert '"event": "Signup"' in done.stdout
     assert '"type": "identify"' in done.stdout
     assert "HTTP Request" not in done.stderr, "httpx's per-batch lines must not reach the console"
+
+
+def test_structlog_app_delivers_at_exit() -> None:
+    """examples/structlog_app.py, with no write key, delivers to its embedded fake Segment and prints it."""
+    done = _run("structlog_app.py")
+    assert done.returncode == 0, done.stderr
+    assert "The fake Segment received 3 events" in done.stdout
+    assert '"event": "Signup"' in done.stdout
+    assert '"properties": {"plan": "team", "request_id": "r-17"}' in done.stdout
+    assert '"segment"' not in done.stdout.split("The fake Segment")[0], "rendered lines must not show segment"
+
+
+def test_seed_api_example_runs() -> None:
+    """seed_api.py, with no write key, delivers the crate README's track and the hand-batched ones."""
+    done = _run("seed_api.py")
+    assert done.returncode == 0, done.stderr
+    assert "The fake Segment received 11 events in 4 requests of [1, 4, 4, 2]" in done.stdout
+    assert '"userId": "user-1", "event": "Example", "properties": {"foo": "bar"}' in done.stdout
+
+
+def test_async_app_example_runs() -> None:
+    """async_app.py, with no write key, delivers three events by the interval flush and one at the end."""
+    done = _run("async_app.py")
+    assert done.returncode == 0, done.stderr
+    assert "Delivered by the interval flush, while the app kept running: 3 events" in done.stdout
+    assert "Delivered in all, the last when the async with block ended: 4 events" in done.stdout
+    assert '"userId": "user-3", "event": "Order Completed"' in done.stdout

@@ -7,9 +7,6 @@ import contextlib
 import datetime
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -623,30 +620,3 @@ def test_async_interval_survives_an_unexpected_error(server: SegmentServer) -> N
     finally:
         reports.removeHandler(signal)
     assert len(server.requests) == 1
-
-
-# -- examples ---------------------------------------------------------------------------------
-
-
-def _run_example(name: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SEGMENT_WRITE_KEY"}
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=60, env=env
-    )
-
-
-def test_seed_api_example_runs() -> None:
-    """seed_api.py, with no write key, delivers the crate README's track and the hand-batched ones."""
-    done = _run_example("seed_api.py")
-    assert done.returncode == 0, done.stderr
-    assert "The fake Segment received 11 events in 4 requests of [1, 4, 4, 2]" in done.stdout
-    assert '"userId": "user-1", "event": "Example", "properties": {"foo": "bar"}' in done.stdout
-
-
-def test_async_app_example_runs() -> None:
-    """async_app.py, with no write key, delivers three events by the interval flush and one at the end."""
-    done = _run_example("async_app.py")
-    assert done.returncode == 0, done.stderr
-    assert "Delivered by the interval flush, while the app kept running: 3 events" in done.stdout
-    assert "Delivered in all, the last when the async with block ended: 4 events" in done.stdout
-    assert '"userId": "user-3", "event": "Order Completed"' in done.stdout
