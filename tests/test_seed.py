@@ -9,7 +9,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,7 +32,6 @@ from segment_logging._batch import MAX_BATCH_SIZE, MAX_MESSAGE_BYTES, encode_mes
 from segment_logging._seed import AsyncAutoBatcher, AutoBatcher, Batch, Batcher
 from segment_logging.testing import SegmentServer
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LIBRARY = {"name": "segment-logging", "version": __version__}
 
 

@@ -13,7 +13,6 @@ import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +25,6 @@ from segment_logging.testing import ErrorRecorder, SegmentServer
 
 MakeProcessor = Callable[..., SegmentProcessor]
 MakeHandler = Callable[..., SegmentHandler]
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.fixture(autouse=True)
