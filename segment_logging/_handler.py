@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +14,8 @@ from ._worker import Core, Item, Options, check_option_names
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-QUEUED_BY = "_segment_queued_by"
-"""Record attribute: the (host, key) tokens of the SegmentHandlers that queued it."""
+_last_record = threading.local()
+"""Per thread: the last record a SegmentHandler saw, and the sources that queued it."""
 
 # Attributes every LogRecord has; `segment=True` takes properties from the others.
 RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -22,7 +23,6 @@ RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)
     "asctime",
     "taskName",
     "segment",
-    QUEUED_BY,
 }
 
 REPORTS_LOGGER = "segment_logging"
@@ -98,9 +98,8 @@ class SegmentHandler(logging.Handler):
     ) -> None:
         check_option_names("SegmentHandler", options)
         self._core = Core(write_key, **options)
-        # Records carry the tokens of the handlers that queued them, so a second
-        # SegmentHandler for the same source on the record's path (one on "app",
-        # one on the root) does not send the event again under a new messageId.
+        # A second SegmentHandler for the same source on a record's path (one on
+        # "app", one on the root) must not send it again under a new messageId.
         self._token = (self._core.host, self._core.write_key_token)
         super().__init__(level)
 
@@ -147,10 +146,16 @@ class SegmentHandler(logging.Handler):
                 else None
             )
             name = record.getMessage()
-        queued_by = attributes.get(QUEUED_BY)
-        if queued_by is not None and self._token in queued_by:
-            return None  # another handler for the same source already queued it
-        attributes[QUEUED_BY] = (*queued_by, self._token) if queued_by else (self._token,)
+        seen = _last_record
+        if getattr(seen, "record", None) is record:
+            if self._token in seen.tokens:
+                return None  # another handler for the same source already queued it
+            seen.tokens += (self._token,)
+        else:
+            # The handlers of one record run one after another on the logging thread;
+            # remembering the last record per thread (a strong reference, so its id
+            # cannot be reused meanwhile) avoids marking the user's record.
+            seen.record, seen.tokens = record, (self._token,)
         if record.thread == self._core.worker_ident or record.name.partition(".")[0] == REPORTS_LOGGER:
             return None  # never ship the library's own traffic, nor what it reports about itself
         return (metadata, name, record.created, record.name, extra)
