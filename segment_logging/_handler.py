@@ -14,6 +14,7 @@ from ._worker import Core, Item, Options, check_option_names
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+_HANDLE_RETURNS_RECORD = sys.version_info >= (3, 12)  # Handler.handle() returns the record since 3.12
 _last_record = threading.local()
 """Per thread: the last record a SegmentHandler saw, and the sources that queued it."""
 
@@ -27,6 +28,7 @@ RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)
 
 REPORTS_LOGGER = "segment_logging"
 """The logger the library reports its own trouble on; its records never become events."""
+_REPORTS_PREFIX = REPORTS_LOGGER + "."
 
 STRUCTLOG_KEYS = frozenset(
     {
@@ -113,7 +115,7 @@ class SegmentHandler(logging.Handler):
             if isinstance(result, logging.LogRecord):
                 record = result
         self.emit(record)
-        return record if sys.version_info >= (3, 12) else True
+        return record if _HANDLE_RETURNS_RECORD else True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record's event, if it has one. Never raises, never does I/O."""
@@ -127,18 +129,22 @@ class SegmentHandler(logging.Handler):
     def _item(self, record: logging.LogRecord) -> Item | None:
         attributes = record.__dict__
         metadata = attributes.get("segment")
+        event_dict: dict[str, Any] | None = None
         if metadata is None:
-            event_dict = record.msg
             # The structlog bridge (ProcessorFormatter.wrap_for_formatter): msg is the event dict.
-            if type(event_dict) is not dict:
+            message = record.msg
+            if type(message) is not dict:
                 return None
+            event_dict = message
             metadata = event_dict.get("segment")
-            if metadata is None or metadata is False:
+            if metadata is None:
                 return None
+        if metadata is False or self._own(record) or self._already_queued(record):
+            return None
+        # Only now, for an event this handler will queue, the work that costs.
+        if event_dict is not None:
             extra = structlog_fields(event_dict) if metadata is True else None
             name = str(event_dict.get("event", ""))
-        elif metadata is False:
-            return None
         else:
             extra = (
                 {k: v for k, v in attributes.items() if k not in RECORD_ATTRIBUTES}
@@ -146,19 +152,32 @@ class SegmentHandler(logging.Handler):
                 else None
             )
             name = record.getMessage()
+        return (metadata, name, record.created, record.name, extra)
+
+    def _own(self, record: logging.LogRecord) -> bool:
+        """The library's own traffic, or what it reports about itself: never shipped."""
+        name = record.name
+        return (
+            record.thread == self._core.worker_ident
+            or name == REPORTS_LOGGER
+            or name.startswith(_REPORTS_PREFIX)
+        )
+
+    def _already_queued(self, record: logging.LogRecord) -> bool:
+        """Whether another handler for the same source queued this record already.
+
+        The handlers of one record run one after another on the logging thread;
+        remembering the last record per thread (a strong reference, so its id
+        cannot be reused meanwhile) avoids marking the user's record.
+        """
         seen = _last_record
         if getattr(seen, "record", None) is record:
             if self._token in seen.tokens:
-                return None  # another handler for the same source already queued it
+                return True
             seen.tokens += (self._token,)
         else:
-            # The handlers of one record run one after another on the logging thread;
-            # remembering the last record per thread (a strong reference, so its id
-            # cannot be reused meanwhile) avoids marking the user's record.
             seen.record, seen.tokens = record, (self._token,)
-        if record.thread == self._core.worker_ident or record.name.partition(".")[0] == REPORTS_LOGGER:
-            return None  # never ship the library's own traffic, nor what it reports about itself
-        return (metadata, name, record.created, record.name, extra)
+        return False
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Block until what was logged before the call is delivered or given up on.

@@ -48,7 +48,7 @@ from ._batch import (
 )
 from ._diagnostics import RateLimit, plural, quiet_http_loggers, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
-from ._messages import BaseMessage, from_metadata, plain_track_wire
+from ._messages import from_metadata, plain_track_wire
 from ._transport import HttpClient, WriteKey
 
 if TYPE_CHECKING:
@@ -369,8 +369,8 @@ class Core:
                     self.shutdown_timeout,
                     plural(self._accepted - self._released, "event"),
                 )
-        elif self._accepted != self._released:
-            self._run_inline(until=None)  # no worker (a child at exit): deliver on this thread
+        elif thread is None or self._accepted != self._released:
+            self._finish()  # no worker (a child at exit): deliver and clean up on this thread
 
     def _ensure_worker(self) -> bool:
         """Whether a worker is running, starting one if none was (as after fork)."""
@@ -618,11 +618,6 @@ class Core:
 
     def __repr__(self) -> str:
         return f"<Core host={self.host!r} {self.stats()}>"
-
-
-def message_item(message: BaseMessage, origin: str = "") -> Item:
-    """An item for :meth:`Core.submit` made from a ready message object."""
-    return (message, "", time.time(), origin, None)
 
 
 def _close_all() -> None:
