@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from typing import Any
+
+from ._clock import monotonic
 
 logger = logging.getLogger("segment_logging")
 
@@ -30,7 +31,7 @@ class RateLimit:
 
     def ready(self) -> tuple[bool, int]:
         """(whether to report now, how many were held back since the last report)."""
-        now = time.monotonic()
+        now = monotonic()
         if now - self.last < self.interval:
             self.suppressed += 1
             return False, 0

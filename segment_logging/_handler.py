@@ -9,7 +9,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._worker import Core, Item, Options, check_option_names
+from ._options import Item, Options, check_option_names
+from ._worker import Core
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -36,9 +36,9 @@ from ._batch import (
 from ._diagnostics import RateLimit, report
 from ._errors import DeliveryError
 from ._messages import BaseMessage, format_timestamp
+from ._options import integer_option, number_option
 from ._retry import is_retryable
 from ._transport import AsyncHttpClient, HttpClient, WriteKey, as_write_key
-from ._worker import integer_option, number_option
 
 
 class Batch:

@@ -30,6 +30,7 @@ import httpx
 # worker thread and the process forked mid-import, the child would find httpcore
 # half-initialised; importing it with this module avoids the race.
 from ._batch import build_body
+from ._clock import monotonic
 from ._diagnostics import plural
 from ._errors import DeliveryError
 from ._messages import format_timestamp
@@ -195,7 +196,7 @@ class _Sender:
         self, attempts: int, outcome: Outcome, started: float, deadline: float | None, count: int
     ) -> float:
         """Seconds to wait before retrying, or raise DeliveryError to give up."""
-        now = time.monotonic()
+        now = monotonic()
         delay = self.policy.delay(attempts, outcome.status, outcome.retry_after, now - started)
         if delay is None:
             why = "retry budget spent" if is_retryable(outcome.status) else "not retryable"
@@ -217,7 +218,7 @@ class _Sender:
     def _timeout_for(self, deadline: float | None) -> float:
         if deadline is None:
             return self.timeout
-        return min(self.timeout, deadline - time.monotonic())
+        return min(self.timeout, deadline - monotonic())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(host={self.host!r}, timeout={self.timeout!r})"
@@ -298,7 +299,7 @@ class HttpClient(_Sender):
         Args:
             wait: waits the given seconds before a retry; returns False to give up
                 (the worker drains its queue meanwhile). Defaults to ``time.sleep``.
-            deadline: a ``time.monotonic()`` instant after which nothing more is tried.
+            deadline: a ``monotonic()`` instant after which nothing more is tried.
 
         Returns:
             The number of requests made.
@@ -306,7 +307,7 @@ class HttpClient(_Sender):
         Raises:
             DeliveryError: rejected, or not delivered within the budget or deadline.
         """
-        started = time.monotonic()
+        started = monotonic()
         attempts = 0
         while True:
             timeout = self._timeout_for(deadline)
@@ -391,7 +392,7 @@ class AsyncHttpClient(_Sender):
         Raises:
             DeliveryError: rejected, or not delivered within the retry budget.
         """
-        started = time.monotonic()
+        started = monotonic()
         attempts = 0
         while True:
             outcome = await self.attempt(write_key, pieces, context, timeout=self.timeout)

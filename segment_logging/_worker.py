@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import difflib
 import logging
 import os
 import sys
 import threading
-import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -46,101 +44,19 @@ from ._batch import (
     is_due,
     take_batch,
 )
+from ._clock import monotonic
 from ._diagnostics import RateLimit, plural, quiet_http_loggers, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import from_metadata, plain_track_wire
-from ._transport import HttpClient, WriteKey
-
-if TYPE_CHECKING:
-    from typing_extensions import NotRequired
-
-
-ErrorCallback = Callable[[Exception, list[Any]], object]
-"""Called with an InvalidMessage or a DeliveryError and the messages concerned."""
-Item = tuple[object, str, float, str, "Mapping[str, Any] | None"]
-"""What a front end hands over: (metadata, log message, created, logger name, extra fields)."""
-
-
-class Options(TypedDict):
-    """The keyword options every front end (handler, structlog processor) accepts."""
-
-    host: NotRequired[str | None]
-    max_batch_size: NotRequired[int]
-    max_batch_bytes: NotRequired[int]
-    flush_interval: NotRequired[float]
-    max_queue_size: NotRequired[int]
-    gzip: NotRequired[bool]
-    timeout: NotRequired[float]
-    shutdown_timeout: NotRequired[float]
-    max_retry_time: NotRequired[float]
-    on_error: NotRequired[ErrorCallback | None]
-    transport: NotRequired[httpx.BaseTransport | None]
-    clock: NotRequired[Callable[[], float] | None]
-
-
-def number_option(name: str, value: object, *, minimum: float, maximum: float | None = None) -> float:
-    """A float option, also accepted as a numeric str (dictConfig from YAML or INI)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, not a bool")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not number >= minimum or (maximum is not None and number > maximum):
-        bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return number
-
-
-_TRUE = frozenset(("true", "yes", "on", "1"))
-_FALSE = frozenset(("false", "no", "off", "0"))
-
-
-def bool_option(name: str, value: object) -> bool:
-    """A bool option, also accepted as true/false, yes/no, on/off or 1/0 text (INI or YAML configs)."""
-    if isinstance(value, bool):
-        return value
-    text = value.strip().lower() if isinstance(value, str) else None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-def check_option_names(owner: str, options: Mapping[str, object]) -> None:
-    """Reject an unknown keyword option with a TypeError that names it and suggests the nearest.
-
-    Raises:
-        TypeError: an option that is not one of :class:`Options`.
-    """
-    known = Options.__annotations__
-    for name in options:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; options are {', '.join(sorted(known))}"
-            raise TypeError(f"{owner} got an unknown option {name!r}{hint}")
-
-
-def integer_option(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
-    number = number_option(name, value, minimum=minimum, maximum=maximum)
-    if number != int(number):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(number)
-
-
-def resolve_write_key(write_key: str | None) -> WriteKey:
-    """The write key given, else ``$SEGMENT_WRITE_KEY``.
-
-    Raises:
-        ValueError: neither is set (the message names ``write_key``).
-    """
-    value = write_key if write_key is not None else os.environ.get("SEGMENT_WRITE_KEY")
-    if not value:
-        raise ValueError("write_key is required: pass write_key=... or set SEGMENT_WRITE_KEY")
-    if not isinstance(value, str):
-        raise ValueError(f"write_key must be a str, not {type(value).__name__}")
-    return WriteKey(value)
+from ._options import (
+    ErrorCallback,
+    Item,
+    bool_option,
+    integer_option,
+    number_option,
+    resolve_write_key,
+)
+from ._transport import HttpClient
 
 
 def _holding_logging_lock() -> bool:
@@ -220,7 +136,7 @@ class Core:
         self.host = self._http.host
         self.write_key_token = hash(self._key.authorization)  # compares sources, shows nothing
         self._on_error = on_error
-        self._clock = clock or time.monotonic
+        self._clock = clock or monotonic
         self._closed = False
         self._setup()
         _register_exit_hook()
@@ -327,12 +243,12 @@ class Core:
         self._wake.set()
         if _holding_logging_lock():
             return False
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else monotonic() + timeout
         while True:
             if not self._ensure_worker():
                 self._run_inline(until=marker)  # no worker can run (a child at exit)
                 return marker.done.is_set()
-            remaining = None if deadline is None else deadline - time.monotonic()
+            remaining = None if deadline is None else deadline - monotonic()
             if remaining is not None and remaining <= 0:
                 return marker.done.is_set()
             # Wait in slices, so that a worker that died cannot make this wait forever.
@@ -351,7 +267,7 @@ class Core:
             if self._closed:
                 return
             self._closed = True
-        self._deadline = time.monotonic() + self.shutdown_timeout
+        self._deadline = monotonic() + self.shutdown_timeout
         self._stopping = True
         self._wake.set()
 
@@ -359,7 +275,7 @@ class Core:
         thread = self._thread
         if thread is not None and thread.is_alive():
             assert self._deadline is not None
-            thread.join(max(0.0, self._deadline - time.monotonic()) + 0.05)
+            thread.join(max(0.0, self._deadline - monotonic()) + 0.05)
             if thread.is_alive() and self._accepted != self._released and not self._timeout_reported:
                 self._timeout_reported = True
                 # The worker is stuck in a request; it may still finish, so only report.
@@ -434,7 +350,7 @@ class Core:
         """Do the worker's job on this thread (no worker can run): until ``until`` settles."""
         self._drain()
         while self._pending and (until is None or not until.done.is_set()):
-            if self._deadline is not None and time.monotonic() >= self._deadline:
+            if self._deadline is not None and monotonic() >= self._deadline:
                 self._abandon()
                 break
             self._send_next()
@@ -561,9 +477,9 @@ class Core:
 
     def _pause(self, seconds: float) -> bool:
         """Wait before a retry, encoding new events meanwhile; False to give up (shutdown)."""
-        end = time.monotonic() + seconds
+        end = monotonic() + seconds
         while True:
-            now = time.monotonic()
+            now = monotonic()
             if self._deadline is not None and end >= self._deadline:
                 return False
             if now >= end:

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._diagnostics import RateLimit, report
 from ._handler import STRUCTLOG_KEYS, SegmentHandler, structlog_fields
-from ._worker import Core, Options, check_option_names
+from ._options import Options, check_option_names
+from ._worker import Core
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, WrappedLogger
