@@ -9,11 +9,17 @@ way the last-resort handler writes it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+import threading
+import traceback
+from collections import deque
 from typing import Any
 
 from ._clock import monotonic
+from ._sync import Wakeup
 
 logger = logging.getLogger("segment_logging")
 
@@ -57,23 +63,108 @@ def _shown_elsewhere(level: int) -> bool:
     return False
 
 
+_MAX_SHOWN = 300
+"""Characters of one value a report shows; a bad value can be megabytes long."""
+
+
+def shorten(value: object, limit: int = _MAX_SHOWN) -> object:
+    """``value`` as given, or its text cut to ``limit`` characters when longer."""
+    if isinstance(value, BaseException):
+        value = f"{value}"
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}... ({len(value):,} characters)"
+    return value
+
+
+_Report = tuple[int, str, tuple[Any, ...], Any]
+_deferred: deque[_Report] = deque()
+"""Reports made on a worker thread, waiting to be logged by the reporter thread or a flush()."""
+_reporter: threading.Thread | None = None
+_reporter_wake = Wakeup()
+_emitting = threading.Lock()
+"""Held while a deferred report is being logged, so flush() can wait for it (briefly)."""
+_REPORT_WAIT = 1.0
+"""Seconds flush() waits for a report the reporter thread is logging (it may wait on a lock)."""
+
+
 def report(level: int, message: str, *args: Any, exc_info: bool = False) -> None:
-    """Log ``message % args`` on the ``segment_logging`` logger, falling back to stderr."""
+    """Log ``message % args`` on the ``segment_logging`` logger, falling back to stderr.
+
+    Long values are cut (see :func:`shorten`). On a worker thread the report is
+    deferred to the reporter thread: logging it there could wait on a handler's
+    lock held by a thread that is itself waiting for that worker (a handler that
+    calls ``flush()`` from its ``emit``).
+    """
     if not logger.isEnabledFor(level):
         return
+    shown = tuple(shorten(arg) for arg in args)
+    error = sys.exc_info() if exc_info else None
+    if threading.get_ident() in worker_threads:
+        _deferred.append((level, message, shown, error))
+        _wake_reporter()
+        return
+    _log(level, message, shown, error)
+
+
+def _log(level: int, message: str, args: tuple[Any, ...], error: Any) -> None:
     if _shown_elsewhere(level):
-        logger.log(level, message, *args, exc_info=exc_info)
+        logger.log(level, message, *args, exc_info=error)
         return
     try:
         text = message % args if args else message
-        if exc_info:
-            import traceback
-
-            text += "\n" + traceback.format_exc().rstrip()
+        if error is not None and error[0] is not None:
+            text += "\n" + "".join(traceback.format_exception(*error)).rstrip()
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
     except Exception:  # noqa: BLE001 - stderr closed at exit: nothing more can be done
         pass
+
+
+def flush_reports(wait: float = _REPORT_WAIT) -> None:
+    """Log the deferred reports on this thread, after any the reporter thread is logging now."""
+    if _emitting.acquire(timeout=wait):
+        _emitting.release()
+    _drain_reports()
+
+
+def _drain_reports() -> None:
+    while True:
+        try:
+            level, message, args, error = _deferred.popleft()
+        except IndexError:
+            return
+        with contextlib.suppress(Exception):  # a broken handler must not stop the other reports
+            _log(level, message, args, error)
+
+
+def _wake_reporter() -> None:
+    global _reporter
+    if _reporter is None:
+        thread = threading.Thread(target=_report_forever, name="segment-logging-reports", daemon=True)
+        _reporter = thread
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter shutdown: flush()/close() log the reports instead
+            return
+    _reporter_wake.set()
+
+
+def _report_forever() -> None:
+    while True:
+        _reporter_wake.wait()
+        with _emitting:
+            _drain_reports()
+
+
+def _reset_after_fork() -> None:
+    global _reporter, _emitting, _reporter_wake
+    _reporter = None  # the parent's thread does not exist in the child
+    _emitting = threading.Lock()
+    _reporter_wake = Wakeup()
+    worker_threads.clear()  # nor do its workers; their idents may be reused
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 worker_threads: set[int] = set()
@@ -97,7 +188,8 @@ class _QuietWorkers(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.thread not in worker_threads
+        # Logger filters run on the logging thread; record.thread is None with logThreads off.
+        return threading.get_ident() not in worker_threads
 
 
 _quiet = _QuietWorkers()

@@ -6,18 +6,20 @@ import contextlib
 import logging
 import sys
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._diagnostics import worker_threads
 from ._options import Item, Options, check_option_names
-from ._worker import Core
+from ._worker import Core, unformatted
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 _HANDLE_RETURNS_RECORD = sys.version_info >= (3, 12)  # Handler.handle() returns the record since 3.12
 _last_record = threading.local()
-"""Per thread: the last record a SegmentHandler saw, and the sources that queued it."""
+"""Per thread: a weak reference to the last record a SegmentHandler saw, and the sources that queued it."""
 
 # Attributes every LogRecord has; `segment=True` takes properties from the others.
 RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -100,34 +102,46 @@ class SegmentHandler(logging.Handler):
         **options: Unpack[Options],
     ) -> None:
         check_option_names("SegmentHandler", options)
+        if not isinstance(level, int | str):
+            raise ValueError(f"level must be a level name or number, got {level!r}")
+        logging._checkLevel(level)  # type: ignore[attr-defined]  # raises before a core exists
         self._core = Core(write_key, **options)
+        self._core.closed_by_logging = True  # logging.shutdown() closes it, after the exit flushes
         # A second SegmentHandler for the same source on a record's path (one on
         # "app", one on the root) must not send it again under a new messageId.
         self._token = (self._core.host, self._core.write_key_token)
         super().__init__(level)
 
+    flushOnClose = False  # noqa: N815 - the stdlib name logging.shutdown() reads
+    """Python 3.12+: ``logging.shutdown()`` calls only ``close()``, which delivers within
+    ``shutdown_timeout`` (a ``flush()`` could wait out the retry budget first)."""
+
     def handle(self, record: logging.LogRecord) -> Any:
         """Filter and emit without the handler lock: the core is thread-safe, and not
         taking the lock keeps ``flush()``/``close()`` out of logging's deadlocks."""
+        original = record
         if self.filters:
             result = self.filter(record)
             if not result:
                 return result
             if isinstance(result, logging.LogRecord):
-                record = result
-        self.emit(record)
+                record = result  # a filter's copy (Python 3.12+): the same event as the original
+        self._emit(record, original)
         return record if _HANDLE_RETURNS_RECORD else True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record's event, if it has one. Never raises, never does I/O."""
+        self._emit(record, record)
+
+    def _emit(self, record: logging.LogRecord, original: logging.LogRecord) -> None:
         try:
-            item = self._item(record)
+            item = self._item(record, original)
             if item is not None:
                 self._core.submit(item)
         except Exception:  # noqa: BLE001 - logging must never raise into the app
             self.handleError(record)
 
-    def _item(self, record: logging.LogRecord) -> Item | None:
+    def _item(self, record: logging.LogRecord, original: logging.LogRecord) -> Item | None:
         attributes = record.__dict__
         metadata = attributes.get("segment")
         event_dict: dict[str, Any] | None = None
@@ -140,7 +154,7 @@ class SegmentHandler(logging.Handler):
             metadata = event_dict.get("segment")
             if metadata is None:
                 return None
-        if metadata is False or self._own(record) or self._already_queued(record):
+        if metadata is False or self._own(record) or self._already_queued(original):
             return None
         # Only now, for an event this handler will queue, the work that costs.
         if event_dict is not None:
@@ -152,32 +166,35 @@ class SegmentHandler(logging.Handler):
                 if metadata is True
                 else None
             )
-            name = record.getMessage()
-        return (metadata, name, record.created, record.name, extra)
+            try:
+                name = record.getMessage()
+            except Exception as exc:  # noqa: BLE001 - "%d" % "x": the worker decides, and counts it
+                name = unformatted(str(record.msg), exc)
+        return (metadata, name, record.created, record.name or "", extra)
 
     def _own(self, record: logging.LogRecord) -> bool:
         """The library's own traffic, or what it reports about itself: never shipped."""
         name = record.name
-        return (
-            record.thread == self._core.worker_ident
-            or name == REPORTS_LOGGER
-            or name.startswith(_REPORTS_PREFIX)
-        )
+        if isinstance(name, str) and (name == REPORTS_LOGGER or name.startswith(_REPORTS_PREFIX)):
+            return True
+        # The logging thread, not record.thread: that is None with logging.logThreads off.
+        return threading.get_ident() in worker_threads
 
     def _already_queued(self, record: logging.LogRecord) -> bool:
         """Whether another handler for the same source queued this record already.
 
         The handlers of one record run one after another on the logging thread;
-        remembering the last record per thread (a strong reference, so its id
-        cannot be reused meanwhile) avoids marking the user's record.
+        remembering the last record per thread avoids marking the user's record.
+        The reference is weak, so a large record is not kept alive by it.
         """
         seen = _last_record
-        if getattr(seen, "record", None) is record:
+        last = getattr(seen, "record", None)
+        if last is not None and last() is record:
             if self._token in seen.tokens:
                 return True
             seen.tokens += (self._token,)
         else:
-            seen.record, seen.tokens = record, (self._token,)
+            seen.record, seen.tokens = weakref.ref(record), (self._token,)
         return False
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
@@ -232,5 +249,9 @@ def _released(lock: Any) -> Iterator[None]:
 
 
 def _called_by_logging_shutdown() -> bool:
-    frame = sys._getframe(2)
-    return frame is not None and frame.f_code is logging.shutdown.__code__
+    """Whether flush()'s caller is logging.shutdown() (before 3.12, which calls flush() then close())."""
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # called from the bottom of the stack, as by atexit.register(handler.flush)
+        return False
+    return frame.f_code is logging.shutdown.__code__

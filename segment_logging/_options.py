@@ -35,6 +35,7 @@ class Options(TypedDict):
     max_batch_bytes: NotRequired[int]
     flush_interval: NotRequired[float]
     max_queue_size: NotRequired[int]
+    max_queue_bytes: NotRequired[int]
     gzip: NotRequired[bool]
     timeout: NotRequired[float]
     shutdown_timeout: NotRequired[float]

@@ -6,24 +6,27 @@ pieces into batches (rules in ``_batch``) and sends them (``_transport``),
 retrying per ``_retry``. While it waits (for the interval, or before a retry)
 it keeps encoding what arrives, so the queue holds compact bytes, not dicts.
 
-Shutdown, fork and the logging module's locks are handled here and nowhere else:
+What happens at exit, on SIGTERM and after fork is decided in ``_lifecycle``;
+this module offers the pieces it uses (:meth:`Core.start_flush`,
+:meth:`Core.begin_close`, :meth:`Core.after_fork_in_child`). Rules kept here:
 
-* ``close()`` delivers what is queued within ``shutdown_timeout``, then gives up
-  on the rest, reporting it. An ``atexit`` hook closes every live core.
-* In a child after ``fork()`` every core starts empty with a new lock and no
-  worker; one starts on the child's first event. Nothing the parent queued is
-  sent by the child.
+* The worker thread starts with the first event, so an idle core costs nothing,
+  and it holds only a weak reference to its core while idle, so a core the
+  application dropped lets its thread end.
 * ``flush()``/``close()`` never wait on the worker while the calling thread
   holds ``logging._lock`` (``dictConfig()`` does): the worker might need it.
+  The worker itself never waits on a logging lock: its reports are deferred
+  (see ``_diagnostics.report``).
+* A signal handler may log, flush or close while the main thread is inside
+  :meth:`Core.submit`: the lock is reentrant and the wake-up flags are
+  signal-safe (``_sync``).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
-import os
-import sys
+import re
 import threading
 import weakref
 from collections import deque
@@ -32,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from . import _lifecycle
 from ._batch import (
     DEFAULT_BATCH_BYTES,
     MAX_BATCH_BYTES,
@@ -45,7 +49,7 @@ from ._batch import (
     take_batch,
 )
 from ._clock import monotonic
-from ._diagnostics import RateLimit, plural, quiet_http_loggers, report, worker_threads
+from ._diagnostics import RateLimit, flush_reports, plural, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import from_metadata, plain_track_wire
 from ._options import (
@@ -56,7 +60,27 @@ from ._options import (
     number_option,
     resolve_write_key,
 )
+from ._sync import Done, Wakeup
 from ._transport import HttpClient
+
+
+class UnformattedMessage(str):
+    """The log message of a record whose ``msg % args`` failed: its text unformatted.
+
+    The event is sent if its metadata names it; otherwise it is reported as
+    invalid with ``error``, and counted.
+    """
+
+    __slots__ = ("error",)
+
+    error: str
+
+
+def unformatted(text: str, error: BaseException) -> UnformattedMessage:
+    """An :class:`UnformattedMessage` for ``text`` whose formatting raised ``error``."""
+    message = UnformattedMessage(text)
+    message.error = f"{type(error).__name__}: {error}"
+    return message
 
 
 def _holding_logging_lock() -> bool:
@@ -65,21 +89,29 @@ def _holding_logging_lock() -> bool:
     return bool(is_owned is not None and is_owned())
 
 
-class _Flush:
-    """A marker a flush() puts in the queue; set once everything before it is done."""
+class Flush:
+    """A marker a flush puts in the queue; done once every event before it has settled."""
 
-    __slots__ = ("done", "target")
+    __slots__ = ("abandoned", "done", "target")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = Done()
         self.target = -1
+        self.abandoned = False  # its waiter gave up: the worker forgets it
 
 
-_live: weakref.WeakSet[Core] = weakref.WeakSet()
 _DISTINCT_PROBLEMS = 100
-"""How many distinct invalid-event problems are each reported once; past it, only counts."""
+"""How many distinct kinds of invalid-event problem are each reported once; past it, only counts."""
 _FLUSH_SLICE = 0.5
 """Seconds flush() waits at a time before checking that the worker is still alive."""
+_IDLE: float | None = None
+_STOPPED = -1.0
+_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d[\d,.]*\b")
+
+
+def problem_kind(problem: str) -> str:
+    """A problem's text without the values in it, so that one kind is reported once."""
+    return _VALUES.sub("_", problem)[:200]
 
 
 class Core:
@@ -97,6 +129,7 @@ class Core:
         max_batch_bytes: int = DEFAULT_BATCH_BYTES,
         flush_interval: float = 0.5,
         max_queue_size: int = 100_000,
+        max_queue_bytes: int = 64_000_000,
         gzip: bool = True,
         timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
@@ -117,6 +150,9 @@ class Core:
         )
         self.flush_interval = number_option("flush_interval", flush_interval, minimum=0.001)
         self.max_queue_size = integer_option("max_queue_size", max_queue_size, minimum=1)
+        self.max_queue_bytes = integer_option(
+            "max_queue_bytes", max_queue_bytes, minimum=MAX_MESSAGE_BYTES + WRAPPER_BYTES
+        )
         self.shutdown_timeout = number_option("shutdown_timeout", shutdown_timeout, minimum=0)
         gzip = bool_option("gzip", gzip)
         if on_error is not None and not callable(on_error):
@@ -138,32 +174,40 @@ class Core:
         self._on_error = on_error
         self._clock = clock or monotonic
         self._closed = False
+        self.closed_by_logging = False
+        """Set by SegmentHandler: ``logging.shutdown()`` closes this core, the exit hooks only flush it."""
+        self.exit_deadline: float | None = None
+        """When the process began to exit: the instant every exit step shares for this core."""
         self._setup()
-        _register_exit_hook()
-        _live.add(self)
-        self._start_worker()
+        _lifecycle.track(self)
 
     def _setup(self) -> None:
         """(Re)initialise every piece of state a fork must not share with the parent."""
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._intake: deque[Item | _Flush] = deque()
+        self._lock = threading.RLock()  # reentrant: a signal handler may log from inside submit()
+        self._wake = Wakeup()
+        self._intake: deque[Item | Flush] = deque()
         self._pending: deque[bytes] = deque()
         self._pending_bytes = 0
         self._oldest: float | None = None
-        self._flushes: list[_Flush] = []
+        self._flushes: list[Flush] = []
         # Counters. _accepted and _dropped change under _lock (many callers); the
         # rest only on the worker, so all stay exact without atomics.
         self._accepted = self._taken = self._released = 0
         self._dropped = self._sent = self._failed = self._retried = self._invalid = 0
+        self._overflowed = 0  # dropped by the worker: max_queue_bytes
+        # Pieces that entered _pending, and that left it settled (sent, failed or given
+        # up), in order: a flush is done when everything that entered before it has left.
+        self._pieces_in = self._pieces_out = 0
         self._stopping = False
         self._deadline: float | None = None
         self._waiting = False
         self._idle = True
         self._thread: threading.Thread | None = None
+        self._starting = False
         self._start_failed = False
         self.worker_ident: int | None = None
         self._drop_reports = RateLimit()
+        self._overflow_reports = RateLimit()
         self._invalid_reports = RateLimit()
         self._problems_reported: set[str] = set()
         self._invalid_unreported = 0
@@ -183,10 +227,11 @@ class Core:
                 self._dropped += 1
         if not accepted:
             self._report_drop()
+            return
+        if self._thread is None:
+            self._start_worker()
         elif self._waiting and (self._idle or len(self._intake) + len(self._pending) >= self.max_batch_size):
             self._wake.set()
-        if self._thread is None and not self._start_failed:
-            self._start_worker()
 
     def _report_drop(self) -> None:
         if self._closed:
@@ -213,14 +258,14 @@ class Core:
         """Counts of messages: queued now, and sent, dropped, failed, retried, invalid so far.
 
         ``queued`` is waiting or in flight. ``dropped`` were refused because the
-        queue was full or the core closed; ``failed`` were given up after being
-        rejected by Segment or not delivered in time; ``invalid`` had metadata that
-        could not become a message; ``retried`` counts messages sent again.
+        queue was full (by count or bytes) or the core closed; ``failed`` were given
+        up after being rejected by Segment or not delivered in time; ``invalid`` had
+        metadata that could not become a message; ``retried`` counts messages sent again.
         """
         return {
             "queued": self._accepted - self._released,
             "sent": self._sent,
-            "dropped": self._dropped,
+            "dropped": self._dropped + self._overflowed,
             "failed": self._failed,
             "retried": self._retried,
             "invalid": self._invalid,
@@ -235,45 +280,71 @@ class Core:
         """
         if threading.get_ident() == self.worker_ident:
             return False
-        marker = _Flush()
+        marker = self.start_flush()
+        if marker is None:
+            return self._accepted == self._released
+        deadline = None if timeout is None else monotonic() + timeout
+        return self.await_flush(marker, deadline)
+
+    def start_flush(self) -> Flush | None:
+        """Ask the worker to send everything queued now; None when nothing is queued."""
         with self._lock:
             if self._closed or self._accepted == self._released:
-                return self._accepted == self._released
+                return None
+            marker = Flush()
             self._intake.append(marker)
         self._wake.set()
-        if _holding_logging_lock():
-            return False
-        deadline = None if timeout is None else monotonic() + timeout
-        while True:
-            if not self._ensure_worker():
-                self._run_inline(until=marker)  # no worker can run (a child at exit)
-                return marker.done.is_set()
-            remaining = None if deadline is None else deadline - monotonic()
-            if remaining is not None and remaining <= 0:
-                return marker.done.is_set()
-            # Wait in slices, so that a worker that died cannot make this wait forever.
-            if marker.done.wait(_FLUSH_SLICE if remaining is None else min(remaining, _FLUSH_SLICE)):
-                return True
+        return marker
+
+    def await_flush(self, marker: Flush, deadline: float | None) -> bool:
+        """Wait for ``marker`` until ``deadline`` (a :func:`monotonic` instant); True when done."""
+        try:
+            if _holding_logging_lock():
+                return False
+            while True:
+                if not self._ensure_worker():
+                    self._run_inline(until=marker)  # no worker can run (a child at exit)
+                    return marker.done.is_set()
+                remaining = None if deadline is None else deadline - monotonic()
+                if remaining is not None and remaining <= 0:
+                    return marker.done.is_set()
+                # Wait in slices, so that a worker that died cannot make this wait forever.
+                if marker.done.wait(_FLUSH_SLICE if remaining is None else min(remaining, _FLUSH_SLICE)):
+                    return True
+        finally:
+            if not marker.done.is_set():
+                marker.abandoned = True
+            flush_reports()
 
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
-        self._begin_close()
+        self.begin_close()
         if threading.get_ident() == self.worker_ident or _holding_logging_lock():
-            return  # the worker finishes on its own; the atexit hook waits for it
-        self._wait_closed()
+            return  # the worker finishes on its own; the exit hooks wait for it
+        self.wait_closed()
+        flush_reports()
 
-    def _begin_close(self) -> None:
+    def begin_close(self) -> None:
+        """Stop accepting events and tell the worker to deliver what it holds, then stop."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        self._deadline = monotonic() + self.shutdown_timeout
+        self.limit_to(
+            self.exit_deadline if self.exit_deadline is not None else monotonic() + self.shutdown_timeout
+        )
         self._stopping = True
         self._wake.set()
 
-    def _wait_closed(self) -> None:
+    def limit_to(self, deadline: float) -> None:
+        """Give up on what is not delivered by ``deadline`` (a :func:`monotonic` instant)."""
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
+
+    def wait_closed(self) -> None:
+        """After :meth:`begin_close`: wait until the worker finished, at most until the deadline."""
         thread = self._thread
-        if thread is not None and thread.is_alive():
+        if thread is not None and thread.is_alive() and thread.ident != threading.get_ident():
             assert self._deadline is not None
             thread.join(max(0.0, self._deadline - monotonic()) + 0.05)
             if thread.is_alive() and self._accepted != self._released and not self._timeout_reported:
@@ -285,35 +356,43 @@ class Core:
                     self.shutdown_timeout,
                     plural(self._accepted - self._released, "event"),
                 )
-        elif thread is None or self._accepted != self._released:
-            self._finish()  # no worker (a child at exit): deliver and clean up on this thread
+        elif thread is None or not thread.is_alive():
+            self._finish()  # no worker (idle, or a child at exit): deliver and clean up here
 
     def _ensure_worker(self) -> bool:
         """Whether a worker is running, starting one if none was (as after fork)."""
-        if self._thread is not None and not self._thread.is_alive() and not self._stopping:
+        thread = self._thread
+        if thread is not None and not thread.is_alive() and not self._stopping:
             self._thread = None  # it died: start another rather than wait on it
         if self._thread is None and not self._start_failed:
             self._start_worker()
-        return self._thread is not None and self._thread.is_alive()
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     def _start_worker(self) -> None:
         with self._lock:
-            if self._thread is not None or self._start_failed:
-                return
-            if getattr(threading, "_SHUTTING_DOWN", False):
+            if self._thread is not None or self._start_failed or self._starting:
+                return  # _starting: a signal handler interrupted a start on this thread
+            if _lifecycle.shutting_down():
                 # Called from an atexit hook: Python 3.12+ refuses new threads from here on.
                 # Do the same on every version; close() and flush() deliver on this thread.
                 self._start_failed = True
                 return
-            thread = threading.Thread(target=self._run, name="segment-logging", daemon=True)
+            self._starting = True
             try:
-                thread.start()
-            except RuntimeError:
-                # Interpreter shutdown (Python 3.12+ refuses new threads): close() and
-                # flush() deliver on the calling thread instead.
-                self._start_failed = True
-                return
-            self._thread = thread
+                wake = self._wake
+                core = weakref.ref(self, lambda _: wake.set())  # wakes the worker to end it
+                thread = threading.Thread(target=_work, args=(core,), name="segment-logging", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:
+                    # Interpreter shutdown (Python 3.12+ refuses new threads): close() and
+                    # flush() deliver on the calling thread instead.
+                    self._start_failed = True
+                    return
+                self._thread = thread
+            finally:
+                self._starting = False
 
     def after_fork_in_child(self) -> None:
         """Forget the parent's queue, lock, connections and worker (they are the parent's)."""
@@ -322,31 +401,23 @@ class Core:
 
     # -- the worker ------------------------------------------------------------------
 
-    def _run(self) -> None:
-        self.worker_ident = threading.get_ident()
-        worker_threads.add(self.worker_ident)
-        try:
-            # The TLS context, before the first burst needs it; if this fails, the
-            # first send tries again and reports what fails.
-            with contextlib.suppress(Exception):
-                self._http.prepare()
-            self._loop()
-        finally:
-            worker_threads.discard(self.worker_ident)
+    def step(self) -> float | None:
+        """One turn of the worker: encode what arrived and send a batch if one is due.
 
-    def _loop(self) -> None:
-        while not self._stopping:
-            try:
-                self._drain()
-                if self._is_due():
-                    self._send_next()
-                else:
-                    self._wait(self._seconds_to_due())
-            except Exception:  # noqa: BLE001 - the worker must outlive any bug in one event
-                report(logging.ERROR, "segment-logging: unexpected error in the worker", exc_info=True)
-        self._finish()
+        Returns:
+            Seconds to wait before the next turn; ``_IDLE`` (None) to wait for an
+            event; ``_STOPPED`` once the core is closed and done.
+        """
+        if self._stopping:
+            self._finish()
+            return _STOPPED
+        self._drain()
+        if self._is_due():
+            self._send_next()
+            return 0.0
+        return self._seconds_to_due()
 
-    def _run_inline(self, until: _Flush | None) -> None:
+    def _run_inline(self, until: Flush | None) -> None:
         """Do the worker's job on this thread (no worker can run): until ``until`` settles."""
         self._drain()
         while self._pending and (until is None or not until.done.is_set()):
@@ -365,24 +436,17 @@ class Core:
 
     def _seconds_to_due(self) -> float | None:
         if self._oldest is None or not self._pending:
-            return None
+            return _IDLE
         return max(0.0, self._oldest + self.flush_interval - self._clock())
-
-    def _wait(self, timeout: float | None) -> None:
-        self._idle = not self._pending
-        self._waiting = True
-        if not self._intake and not self._stopping:
-            self._wake.wait(timeout)
-        self._waiting = False
-        self._wake.clear()
 
     def _drain(self) -> None:
         intake = self._intake
         while intake:
             item = intake.popleft()
-            if type(item) is _Flush:
-                item.target = self._taken
-                self._flushes.append(item)
+            if type(item) is Flush:
+                if not item.abandoned:
+                    item.target = self._pieces_in
+                    self._flushes.append(item)
             else:
                 self._taken += 1
                 self._encode(item)  # type: ignore[arg-type]
@@ -391,18 +455,52 @@ class Core:
     def _encode(self, item: Item) -> None:
         metadata, name, created, _, extra = item
         try:
-            wire = plain_track_wire(metadata, name, created)
-            if wire is not None:
-                piece = encode_wire(wire)
+            if type(name) is UnformattedMessage:
+                piece = self._encode_unformatted(item, name)
             else:
-                piece = encode_message(from_metadata(metadata, name, extra), created)
+                wire = plain_track_wire(metadata, name, created)
+                if wire is not None:
+                    piece = encode_wire(wire)
+                else:
+                    piece = encode_message(from_metadata(metadata, name, extra), created)
         except Exception as exc:  # noqa: BLE001 - bad input is reported, never raised
             self._reject(exc if isinstance(exc, InvalidMessage) else InvalidMessage(str(exc)), item)
+            return
+        if self._pending_bytes + len(piece) > self.max_queue_bytes:
+            self._overflow()
             return
         if not self._pending:
             self._oldest = self._clock()
         self._pending.append(piece)
         self._pending_bytes += len(piece)
+        self._pieces_in += 1
+
+    @staticmethod
+    def _encode_unformatted(item: Item, name: UnformattedMessage) -> bytes:
+        """An event whose log message could not be formatted: fine if its metadata names it."""
+        metadata, _, created, _, extra = item
+        try:
+            return encode_message(from_metadata(metadata, "", extra), created)
+        except InvalidMessage as exc:
+            raise InvalidMessage(
+                f"{exc}; the log message {name!s:.100} could not be formatted with its arguments "
+                f"({name.error})"
+            ) from exc
+
+    def _overflow(self) -> None:
+        """Drop an encoded event: the queue holds max_queue_bytes already."""
+        self._overflowed += 1
+        self._released += 1
+        due, held = self._overflow_reports.ready()
+        if due:
+            report(
+                logging.WARNING,
+                "segment-logging: the queue holds max_queue_bytes (%d bytes): events are being dropped "
+                "(%d dropped in all, %d since the last report); Segment may be slow or unreachable",
+                self.max_queue_bytes,
+                self._dropped + self._overflowed,
+                held + 1,
+            )
 
     def _reject(self, exc: InvalidMessage, item: Item) -> None:
         metadata, name, _, origin, extra = item
@@ -411,10 +509,10 @@ class Core:
         if self._on_error is not None:
             self._call_on_error(exc, [extra if metadata is True else metadata])
             return
-        problem = str(exc)
-        if problem not in self._problems_reported and len(self._problems_reported) < _DISTINCT_PROBLEMS:
-            # Each distinct problem is shown once, however often it recurs.
-            self._problems_reported.add(problem)
+        kind = problem_kind(str(exc))
+        if kind not in self._problems_reported and len(self._problems_reported) < _DISTINCT_PROBLEMS:
+            # Each kind of problem is shown once, however often it recurs.
+            self._problems_reported.add(kind)
             report(
                 logging.ERROR,
                 "segment-logging: event %r from logger %r was not sent: %s",
@@ -447,7 +545,7 @@ class Core:
             interval=self.flush_interval,
             max_size=self.max_batch_size,
             max_bytes=self.max_batch_bytes,
-            urgent=bool(self._flushes) or self._stopping,
+            urgent=bool(self._flushes) or self._stopping or self._deadline is not None,
         )
 
     def _send_next(self) -> None:
@@ -473,6 +571,7 @@ class Core:
             self._retried += len(batch) * (attempts - 1)
         finally:
             self._released += len(batch)
+            self._pieces_out += len(batch)
             self._settle_flushes()
 
     def _pause(self, seconds: float) -> bool:
@@ -484,11 +583,11 @@ class Core:
                 return False
             if now >= end:
                 return True
-            self._waiting, self._idle = True, False
+            self._idle = False
+            self._waiting = True
             if not self._intake:
                 self._wake.wait(end - now)
             self._waiting = False
-            self._wake.clear()
             self._drain()
 
     def _abandon(self) -> None:
@@ -500,6 +599,7 @@ class Core:
         if batch:
             self._failed += len(batch)
             self._released += len(batch)
+            self._pieces_out += len(batch)
             self._report_failure(
                 DeliveryError(
                     f"{plural(len(batch), 'message')} not delivered: shutdown_timeout "
@@ -518,7 +618,7 @@ class Core:
         assert self._on_error is not None
         try:
             self._on_error(exc, messages)
-        except Exception:  # noqa: BLE001 - a broken callback must not stop delivery
+        except BaseException:  # noqa: BLE001 - a callback (even one raising SystemExit) must not stop delivery
             report(logging.ERROR, "segment-logging: on_error raised", exc_info=True)
 
     def _settle_flushes(self, everything: bool = False) -> None:
@@ -526,9 +626,9 @@ class Core:
             return
         keep = []
         for marker in self._flushes:
-            if everything or self._released >= marker.target:
+            if everything or self._pieces_out >= marker.target:
                 marker.done.set()
-            else:
+            elif not marker.abandoned:
                 keep.append(marker)
         self._flushes = keep
 
@@ -536,55 +636,47 @@ class Core:
         return f"<Core host={self.host!r} {self.stats()}>"
 
 
-def _close_all() -> None:
-    """At interpreter exit: let every core deliver, all at once, each within its shutdown_timeout."""
-    cores = list(_live)
-    for core in cores:
-        core._begin_close()
-    for core in cores:
-        core._wait_closed()
+def _work(ref: weakref.ReferenceType[Core]) -> None:
+    """The worker thread: turns of :meth:`Core.step`, waiting in between.
 
-
-_exit_hook_registered = False
-
-
-def _register_exit_hook() -> None:
-    """Register the atexit hook with the first core, not at import.
-
-    atexit runs hooks newest first; registering late lets hooks an application
-    registered before configuring logging (say, a report of what was sent) run
-    after delivery, not before it.
+    While idle it holds only ``ref``, so a core the application dropped can be
+    collected; collection sets the wake-up flag and the thread ends.
     """
-    global _exit_hook_registered
-    if not _exit_hook_registered:
-        _exit_hook_registered = True
-        atexit.register(_close_all)
-        quiet_http_loggers()
-
-
-def _after_fork_in_child() -> None:
-    worker_threads.clear()  # the parent's threads do not exist here; their idents may be reused
-    for core in list(_live):
-        core.after_fork_in_child()
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None:
-        # multiprocessing's fork children leave through os._exit(), skipping atexit;
-        # its own finalizers run, but Process._bootstrap clears them after fork, so
-        # register ours from its after-fork hook, which runs after that.
-        mp_util.register_after_fork(_mp_anchor, _register_mp_finalizer)
-
-
-class _Anchor:
-    """A weak-referenceable object multiprocessing's after-fork registry can key on."""
-
-
-_mp_anchor = _Anchor()
-
-
-def _register_mp_finalizer(_: object) -> None:
-    import multiprocessing.util
-
-    multiprocessing.util.Finalize(None, _close_all, exitpriority=100)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+    core = ref()
+    if core is None:
+        return
+    ident = threading.get_ident()
+    core.worker_ident = ident
+    worker_threads.add(ident)
+    wake = core._wake
+    try:
+        # The TLS context, before the first burst needs it; if this fails, the
+        # first send tries again and reports what fails.
+        with contextlib.suppress(Exception):
+            core._http.prepare()
+        while True:
+            try:
+                timeout = core.step()
+            except BaseException:  # noqa: BLE001 - the worker must outlive any bug in one event
+                report(logging.ERROR, "segment-logging: unexpected error in the worker", exc_info=True)
+                continue
+            if timeout == _STOPPED:
+                return
+            if timeout == 0.0:
+                continue
+            core._idle = timeout is _IDLE
+            core._waiting = True  # before looking at the intake: submit() looks at it after appending
+            if core._intake or core._stopping:
+                core._waiting = False
+                continue
+            if timeout is _IDLE:
+                del core
+                wake.wait()
+                core = ref()
+                if core is None:
+                    return  # dropped by the application, with nothing left to send
+            else:
+                wake.wait(timeout)
+            core._waiting = False
+    finally:
+        worker_threads.discard(ident)

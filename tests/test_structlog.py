@@ -501,10 +501,10 @@ def test_processor_shares_the_handlers_core(
     """SegmentProcessor(handler=h) feeds h's queue: one flush, one set of counters for both paths."""
     handler = make_handler()
     logger.addHandler(handler)
+    logger.info("FromLogging", extra={"segment": {"user_id": "u1"}})  # starts the handler's worker
     processor = SegmentProcessor(handler=handler)
     threads_before = sum(t.name == "segment-logging" for t in threading.enumerate())
     processor(None, "info", {"event": "FromStructlog", "segment": {"user_id": "u1"}})
-    logger.info("FromLogging", extra={"segment": {"user_id": "u1"}})
     assert processor.flush(5)
     assert sorted(m["event"] for m in server.messages) == ["FromLogging", "FromStructlog"]
     assert processor.stats() == handler.stats()

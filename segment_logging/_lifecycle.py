@@ -1,0 +1,207 @@
+"""Every hook the library sets on the process, in one place: exit, SIGTERM, fork, multiprocessing.
+
+What happens to queued events when the process ends:
+
+* **Normal exit** (``sys.exit``, end of the main module, an uncaught exception).
+  Two ``atexit`` hooks. The first, registered with the first core, flushes every
+  core; it runs before the hooks the application registered before configuring
+  logging, so those see their events delivered. The second, registered when
+  ``segment_logging`` is imported, runs after the application's later hooks:
+  it flushes again what they logged and closes the cores that no logging
+  handler owns. ``logging.shutdown()`` (registered when ``logging`` was
+  imported, so it runs last) closes the handlers, which delivers whatever a
+  ``MemoryHandler`` flushed into them on its way out. All of it shares one
+  deadline per core: ``shutdown_timeout`` from the moment exit began.
+* **SIGTERM** with no handler of the application's (the default action would
+  kill the process at once): the library's handler delivers what every core
+  holds within ``shutdown_timeout``, then restores the default and raises
+  SIGTERM again, so the process still dies of SIGTERM (status 143). A handler the
+  application or its server installs replaces it; servers that restore the
+  previous handler before re-raising (uvicorn) still reach it.
+* **multiprocessing children** (fork, forkserver, spawn) end with ``os._exit``
+  after running multiprocessing's finalizers; a finalizer closes every core.
+* **fork()**: in the child every core starts empty (nothing the parent queued is
+  sent twice) with new locks, a new connection pool and no worker thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ._clock import monotonic
+from ._diagnostics import flush_reports, quiet_http_loggers
+
+if TYPE_CHECKING:
+    from ._worker import Core, Flush
+
+_live: weakref.WeakSet[Core] = weakref.WeakSet()
+_first_core_seen = False
+_mp_hooked = False
+
+
+def track(core: Core) -> None:
+    """Register a new core for the exit, signal and fork hooks."""
+    global _first_core_seen
+    _live.add(core)
+    if not _first_core_seen:
+        _first_core_seen = True
+        atexit.register(_flush_at_exit)
+        quiet_http_loggers()
+    _hook_multiprocessing()
+    _install_sigterm_handler()
+
+
+def live_cores() -> list[Core]:
+    """Every core not yet garbage-collected, oldest first."""
+    return list(_live)
+
+
+def shutting_down() -> bool:
+    """Whether the interpreter is exiting (atexit hooks run): no new thread may start then."""
+    return bool(getattr(threading, "_SHUTTING_DOWN", False))
+
+
+# -- flushing and closing many cores at once ----------------------------------------------
+
+
+def flush_cores(cores: Iterable[Core], deadline: float | None) -> bool:
+    """Flush every core concurrently until ``deadline`` (a monotonic instant, None: no limit)."""
+    started: list[tuple[Core, Flush]] = []
+    for core in cores:
+        marker = core.start_flush()
+        if marker is not None:
+            started.append((core, marker))
+    done = True
+    for core, marker in started:
+        done = core.await_flush(marker, deadline) and done
+    return done
+
+
+def close_cores(cores: Iterable[Core]) -> None:
+    """Close every core concurrently, each within its own deadline."""
+    closing = list(cores)
+    for core in closing:
+        core.begin_close()
+    for core in closing:
+        core.wait_closed()
+    flush_reports()
+
+
+def _begin_exit(cores: Iterable[Core]) -> float:
+    """Fix each core's exit deadline (once) and return the latest of them."""
+    latest = monotonic()
+    for core in cores:
+        if core.exit_deadline is None:
+            core.exit_deadline = monotonic() + core.shutdown_timeout
+        core.limit_to(core.exit_deadline)
+        latest = max(latest, core.exit_deadline)
+    return latest
+
+
+def _flush_everything() -> None:
+    cores = live_cores()
+    flush_cores(cores, _begin_exit(cores))
+
+
+def _flush_at_exit() -> None:
+    """atexit, registered with the first core: deliver what is queued before older hooks run."""
+    _flush_everything()
+
+
+def _close_at_exit() -> None:
+    """atexit, registered at import: deliver what later hooks logged; close what logging will not."""
+    cores = live_cores()
+    flush_cores(cores, _begin_exit(cores))
+    close_cores(core for core in cores if not core.closed_by_logging)
+
+
+atexit.register(_close_at_exit)
+
+
+def close_all() -> None:
+    """Deliver and close every core within its exit deadline (a process that ends without atexit)."""
+    cores = live_cores()
+    _begin_exit(cores)
+    close_cores(cores)
+
+
+# -- SIGTERM ------------------------------------------------------------------------------
+
+
+def _install_sigterm_handler() -> None:
+    """Handle SIGTERM where it would otherwise kill the process at once (see the module doc)."""
+    if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # an embedded interpreter without signal support
+        pass
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _flush_everything()
+    # Die of SIGTERM as without us (status 143), after delivering.
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+    # Still alive: PID 1 in a container, where the default action does nothing. Keep watching.
+    signal.signal(signum, _on_sigterm)
+
+
+# -- fork and multiprocessing -------------------------------------------------------------
+
+
+def _after_fork_in_child() -> None:
+    global _mp_hooked
+    _mp_hooked = False  # multiprocessing's registries are the child's own after its bootstrap
+    for core in live_cores():
+        core.after_fork_in_child()
+    _hook_multiprocessing()
+
+
+class _Anchor:
+    """A weak-referenceable object multiprocessing's after-fork registry can key on."""
+
+
+_mp_anchor = _Anchor()
+
+
+def _hook_multiprocessing() -> None:
+    """Close every core when a multiprocessing child ends.
+
+    Its children leave through ``os._exit()``, skipping atexit, after running
+    multiprocessing's finalizers. ``Process._bootstrap`` clears those finalizers and
+    then runs the after-fork hooks, so the finalizer is registered now (for a core
+    made while the child runs) and again from an after-fork hook (for a core made
+    while the child imported its main module, before the bootstrap).
+    """
+    global _mp_hooked
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None or _mp_hooked:
+        return
+    _mp_hooked = True
+    _register_mp_finalizer(None)
+    mp_util.register_after_fork(_mp_anchor, _register_mp_finalizer)
+
+
+def _register_mp_finalizer(_: object) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _close_in_mp_child, exitpriority=100)
+
+
+def _close_in_mp_child() -> None:
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:  # the main process ends through atexit
+        close_all()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
