@@ -106,8 +106,12 @@ def _begin_exit(cores: Iterable[Core]) -> float:
 
 
 def _flush_everything() -> None:
+    """Deliver what every core holds within its exit deadline; wait for those already closing."""
     cores = live_cores()
     flush_cores(cores, _begin_exit(cores))
+    for core in cores:
+        if core.closing():  # closed on another path that this one interrupted (a finalizer)
+            core.wait_closed()
 
 
 def _flush_at_exit() -> None:

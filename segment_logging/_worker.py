@@ -313,8 +313,17 @@ class Core:
                     return True
         finally:
             if not marker.done.is_set():
-                marker.abandoned = True
+                self._abandon_flush(marker)
             flush_reports()
+
+    def _abandon_flush(self, marker: Flush) -> None:
+        """Forget a flush whose waiter gave up, so that a flush per call cannot pile up markers."""
+        marker.abandoned = True  # the worker skips it
+        with self._lock:  # no submit() appends meanwhile; the worker only pops from the left
+            intake = self._intake
+            if intake and intake[-1] is marker:
+                with contextlib.suppress(IndexError):  # the worker took it just now
+                    intake.pop()
 
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
@@ -335,6 +344,11 @@ class Core:
         )
         self._stopping = True
         self._wake.set()
+
+    def closing(self) -> bool:
+        """Whether the core is closed and its worker may still be delivering."""
+        thread = self._thread
+        return self._closed and thread is not None and thread.is_alive()
 
     def limit_to(self, deadline: float) -> None:
         """Give up on what is not delivered by ``deadline`` (a :func:`monotonic` instant)."""

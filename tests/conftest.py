@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
+import select
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,3 +55,59 @@ def logger() -> Iterator[logging.Logger]:
     yield log
     for handler in list(log.handlers):
         log.removeHandler(handler)
+
+
+SCRIPTS = Path(__file__).parent / "scripts"
+"""Programs the tests run in their own interpreter: exit, signals and fork need a process of their own."""
+
+
+@pytest.fixture
+def script(server: SegmentServer) -> Callable[..., subprocess.Popen[str]]:
+    """Start ``tests/scripts/NAME`` with SEGMENT_HOST and SEGMENT_WRITE_KEY pointing at ``server``.
+
+    Returns a started ``Popen`` (text mode, stdout and stderr piped); the test
+    decides how to stop it. Every process still running at the end is killed.
+    """
+    started: list[subprocess.Popen[str]] = []
+    env = {**os.environ, "SEGMENT_HOST": server.url, "SEGMENT_WRITE_KEY": server.write_key}
+    env.pop("PYTHONWARNINGS", None)
+
+    def start(name: str, *args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-W", "ignore:This process:DeprecationWarning", str(SCRIPTS / name), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=SCRIPTS,
+        )
+        started.append(process)
+        return process
+
+    yield start  # type: ignore[misc]
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str, str]:
+    """Wait for ``process`` (a hang fails the test at ``timeout``): (status, stdout, stderr)."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr
+
+
+def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float = 30) -> None:
+    """Read ``process``'s stdout until the line ``expected`` (fails on end of output or timeout)."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"ended before printing {expected!r}: {process.communicate()[1]}")
+        if line.strip() == expected:
+            return
+    raise AssertionError(f"no {expected!r} within {timeout} s")

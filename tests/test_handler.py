@@ -76,6 +76,12 @@ def test_write_key_from_environment(monkeypatch: pytest.MonkeyPatch, server: Seg
         ("on_error", 3),
         ("host", "ftp://example.com"),
         ("max_batch_size", 1.5),
+        ("flush_interval", float("inf")),
+        ("timeout", float("inf")),
+        ("shutdown_timeout", float("inf")),
+        ("max_retry_time", float("nan")),
+        ("shutdown_timeout", "inf"),
+        ("max_queue_bytes", 1000),
     ],
 )
 def test_bad_option_is_named(option: str, value: Any) -> None:

@@ -1,0 +1,126 @@
+"""How events get out when the process ends: exit hooks, SIGTERM, signal handlers, fork and
+multiprocessing children. Each scenario runs a script from ``tests/scripts`` in its own
+interpreter, so a hang fails the test on its timeout instead of hanging the suite."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import signal
+import sys
+from collections.abc import Callable
+from subprocess import Popen
+
+import pytest
+from conftest import finish, wait_for_line
+
+from segment_logging.testing import SegmentServer
+
+Script = Callable[..., "Popen[str]"]
+needs_fork = pytest.mark.skipif(sys.platform == "win32", reason="needs fork and POSIX signals")
+
+
+@needs_fork
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+@pytest.mark.parametrize("shape", ["process", "pool"])
+def test_children_of_forkserver_and_spawn_deliver(
+    script: Script, server: SegmentServer, method: str, shape: str
+) -> None:
+    """Processes and a Pool (left with ``with``, which terminates its workers) under forkserver and
+    spawn deliver every child's event, though children leave through os._exit()."""
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} here")
+    status, _, stderr = finish(script("forkserver_children.py", method, shape), timeout=60)
+    assert status == 0, stderr
+    assert len(server.events("FromChild")) == (4 if shape == "process" else 8), stderr
+    assert len(set(server.message_ids())) == len(server.messages)
+
+
+@needs_fork
+def test_sigterm_delivers_then_dies_of_sigterm(script: Script, server: SegmentServer) -> None:
+    """A plain process stopped with SIGTERM delivers what it queued and still ends killed by SIGTERM."""
+    process = script("sigterm.py", "300")
+    wait_for_line(process, "ready")
+    process.send_signal(signal.SIGTERM)
+    status, stdout, stderr = finish(process)
+    assert status == -signal.SIGTERM, stderr
+    assert "not stopped" not in stdout
+    assert len(server.events("BeforeSigterm")) == 300
+
+
+@needs_fork
+def test_the_applications_sigterm_handler_wins(script: Script, server: SegmentServer) -> None:
+    """A SIGTERM handler the application installs after configuring logging runs; its sys.exit()
+    then delivers through the normal exit path."""
+    process = script("sigterm.py", "20", "own-handler")
+    wait_for_line(process, "ready")
+    process.send_signal(signal.SIGTERM)
+    status, stdout, stderr = finish(process)
+    assert status == 3, stderr
+    assert "own handler ran" in stdout
+    assert len(server.events("BeforeSigterm")) == 20
+
+
+@needs_fork
+def test_logging_and_flushing_from_a_signal_handler_never_deadlocks(
+    script: Script, server: SegmentServer
+) -> None:
+    """A handler firing every millisecond logs and flushes while the main thread logs: it finishes and
+    every event from both arrives."""
+    status, stdout, stderr = finish(script("signal_reentry.py", "20000"), timeout=60)
+    assert status == 0, stderr
+    result = json.loads(stdout)
+    assert result["fired"] > 0
+    assert result["flushed"] is True
+    assert len(server.events("FromMain")) == 20000
+    assert len(server.events("FromSignal")) == result["fired"]
+
+
+@needs_fork
+@pytest.mark.parametrize("attempt", range(8))
+def test_sigterm_handler_that_flushes_and_exits_while_logging(
+    script: Script, server: SegmentServer, attempt: int
+) -> None:
+    """The application's SIGTERM handler calls flush(timeout=2) and sys.exit(0) while the main thread is
+    inside its logging calls: the process ends, every time."""
+    process = script("sigterm_flush_exit.py")
+    wait_for_line(process, "ready")
+    process.send_signal(signal.SIGTERM)
+    status, _, stderr = finish(process, timeout=20)
+    assert status == 0, stderr
+    assert server.events("First")
+
+
+def test_events_logged_by_exit_hooks_and_memory_handlers_arrive(
+    script: Script, server: SegmentServer
+) -> None:
+    """An atexit hook registered before the handler logs at exit, and a MemoryHandler closed after the
+    SegmentHandler flushes into it: everything arrives, with no "logged after close()" warning."""
+    status, _, stderr = finish(script("exit_hooks.py"))
+    assert status == 0, stderr
+    assert "after close" not in stderr, stderr
+    assert len(server.events("FromAtexit")) == 1
+    assert len(server.events("Direct")) == 50
+    assert len(server.events("Buffered")) == 50
+
+
+def test_idle_handlers_start_no_thread_and_dropped_ones_release_theirs(script: Script) -> None:
+    """300 handlers that never saw an event own no thread; a used handler the application dropped
+    lets its worker end."""
+    status, stdout, stderr = finish(script("many_handlers.py", "300"))
+    assert status == 0, stderr
+    assert json.loads(stdout) == {"after_idle": 0, "after_dropped": 0}
+
+
+@needs_fork
+def test_fork_with_log_threads_off(script: Script, server: SegmentServer) -> None:
+    """With logging.logThreads = False, a forked child sends its events (they are not mistaken for the
+    library's own) and httpx's per-request lines from the worker stay quiet."""
+    status, stdout, stderr = finish(script("logthreads_fork.py"))
+    assert status == 0, stderr
+    results = {line["who"]: line for line in map(json.loads, stdout.splitlines())}
+    for who in ("parent", "child"):
+        assert results[who]["flushed"] is True
+        assert results[who]["stats"]["sent"] == 5
+        assert results[who]["http"] == []
+    assert len(server.events("Event")) == 10

@@ -1,0 +1,283 @@
+"""The core under hostile conditions: callbacks that raise, concurrent invalid events during a flush,
+bounded memory, frozen clocks, and handlers that flush from inside logging."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+
+import pytest
+from freezegun import freeze_time
+
+from segment_logging import SegmentHandler
+from segment_logging._worker import Flush
+from segment_logging.testing import ErrorRecorder, SegmentServer
+
+MakeHandler = Callable[..., SegmentHandler]
+
+
+@pytest.fixture
+def new_logger() -> Iterator[Callable[[], logging.Logger]]:
+    """Make a non-propagating logger inside the test, where pytest attaches no capture handler
+    (pytest's handler formats and keeps every record it sees)."""
+    made: list[logging.Logger] = []
+
+    def make() -> logging.Logger:
+        log = logging.getLogger(f"test.worker.fresh{len(made)}.{id(made)}")
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        made.append(log)
+        return log
+
+    yield make
+    for log in made:
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        log.filters.clear()
+
+
+def _reports(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "segment_logging"]
+
+
+def test_on_error_raising_system_exit_does_not_stop_delivery(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An on_error callback that raises SystemExit is reported; the worker goes on delivering."""
+
+    def leave(exc: Exception, messages: object) -> None:
+        sys.exit(1)
+
+    handler = make_handler(on_error=leave)
+    logger.addHandler(handler)
+    server.fail_next(1, status=400)
+    logger.info("Rejected", extra={"segment": {"user_id": "u"}})
+    assert handler.flush(5)
+    for n in range(20):
+        logger.info("After", extra={"segment": {"user_id": f"u{n}"}})
+    assert handler.flush(5)
+    assert len(server.events("After")) == 20
+    assert handler.stats()["failed"] == 1
+    assert "segment-logging: on_error raised" in _reports(caplog)
+
+
+def test_flush_is_false_while_earlier_events_wait_though_invalid_ones_settle(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """flush() answers for what was logged before it: invalid events logged meanwhile by another thread
+    (settled at once) do not make it report a delivery that has not happened."""
+    handler = make_handler(on_error=ErrorRecorder())
+    logger.addHandler(handler)
+    server.pause()
+    try:
+        logger.info("Waiting", extra={"segment": {"user_id": "u"}})
+        assert server.wait_for_held(1)
+        stop = threading.Event()
+
+        def log_invalid() -> None:
+            while not stop.is_set():
+                logger.info("Invalid", extra={"segment": {"properties": {}}})
+
+        thread = threading.Thread(target=log_invalid)
+        thread.start()
+        try:
+            assert handler.flush(timeout=0.5) is False
+        finally:
+            stop.set()
+            thread.join()
+    finally:
+        server.resume()
+    assert handler.flush(5)
+    assert server.events("Waiting")
+
+
+def test_flushes_that_time_out_leave_nothing_behind(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """flush(timeout=0) after every event while Segment hangs keeps no marker per call."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    server.pause()
+    try:
+        for n in range(3000):
+            logger.info("Each", extra={"segment": {"user_id": f"u{n}"}})
+            handler.flush(timeout=0)
+        assert handler.flush(timeout=0.2) is False  # the worker has drained the markers by now
+        gc.collect()
+        assert sum(type(obj) is Flush for obj in gc.get_objects()) <= 2
+    finally:
+        server.resume()
+    assert handler.flush(10)
+
+
+def test_max_queue_bytes_drops_counts_and_reports(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past max_queue_bytes of encoded events, new ones are dropped, counted and reported once."""
+    handler = make_handler(max_queue_bytes=40_000, flush_interval=3600)
+    logger.addHandler(handler)
+    server.pause()
+    try:
+        for n in range(100):
+            logger.info("Big", extra={"segment": {"user_id": f"u{n}", "properties": {"blob": "x" * 1000}}})
+        assert handler.flush(timeout=0.5) is False
+        stats = handler.stats()
+        assert 0 < stats["dropped"] < 100
+        assert stats["queued"] + stats["dropped"] == 100
+    finally:
+        server.resume()
+    assert handler.flush(10)
+    assert handler.stats()["sent"] == 100 - handler.stats()["dropped"]
+    assert sum("max_queue_bytes" in text for text in _reports(caplog)) == 1
+
+
+def test_frozen_clock_does_not_stop_flushes_or_retries(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """Under freezegun, flush(timeout) returns, a 503 is retried, and timestamps follow the frozen clock."""
+    handler = make_handler(max_retry_time=5)
+    logger.addHandler(handler)
+    with freeze_time("2020-02-02 12:00:00"):
+        server.fail_next(2, status=503)
+        logger.info("Frozen", extra={"segment": {"user_id": "u"}})
+        assert handler.flush(timeout=5)
+        assert handler.flush(timeout=0.1)  # nothing queued: immediate
+    (event,) = server.events("Frozen")
+    assert event["timestamp"].startswith("2020-02-02T12:00:00")
+    assert handler.stats()["retried"] == 2
+
+
+def test_flush_from_another_handlers_emit_does_not_deadlock(
+    make_handler: MakeHandler, server: SegmentServer
+) -> None:
+    """A handler that flushes the SegmentHandler from its own emit (flush on ERROR), on a logger that
+    also receives the library's reports: no deadlock, reports still appear."""
+    root = logging.getLogger()
+    segment = make_handler()
+    seen: list[str] = []
+
+    class FlushOnError(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+            if record.levelno >= logging.ERROR:
+                segment.flush(timeout=10)
+
+    flusher = FlushOnError()
+    root.addHandler(flusher)
+    root.addHandler(segment)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        app = logging.getLogger("app.flushing")
+        for n in range(50):
+            app.info("Invalid", extra={"segment": {"properties": {"n": n}}})  # reported by the worker
+            app.info("Valid", extra={"segment": {"user_id": f"u{n}"}})
+        result: list[bool] = []
+        thread = threading.Thread(target=lambda: result.append(segment.flush(timeout=10)))
+        app.error("Boom")  # flushes from inside FlushOnError's lock
+        thread.start()
+        thread.join(20)
+        assert result == [True]
+    finally:
+        root.removeHandler(flusher)
+        root.removeHandler(segment)
+        root.setLevel(old_level)
+    assert len(server.events("Valid")) == 50
+    assert any("was not sent" in text for text in seen)
+
+
+def test_kinds_of_problem_are_reported_once_with_values_cut(
+    make_handler: MakeHandler, logger: logging.Logger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three bad values of one kind make one report, summarised later; a megabyte value is cut."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    for n in range(3):
+        logger.info("Bad", extra={"segment": {"user_id": "u", "timestamp": f"never-{n}-" + "x" * 1_000_000}})
+    assert handler.flush(5)
+    handler.close()
+    reports = _reports(caplog)
+    assert sum("was not sent" in text for text in reports) == 1
+    assert any("(3 invalid in all)" in text for text in reports), reports
+    assert sum(map(len, reports)) < 5_000
+
+
+@pytest.mark.parametrize("with_event", [True, False])
+def test_record_whose_formatting_fails_is_sent_or_counted(
+    make_handler: MakeHandler,
+    server: SegmentServer,
+    new_logger: Callable[[], logging.Logger],
+    caplog: pytest.LogCaptureFixture,
+    with_event: bool,
+) -> None:
+    """log.info("Paid %d", "x"): sent when the metadata names the event, else counted as invalid with a
+    report that says the message could not be formatted."""
+    handler = make_handler()
+    logger = new_logger()
+    logger.addHandler(handler)
+    metadata = {"user_id": "u", "event": "Paid"} if with_event else {"user_id": "u"}
+    logger.info("Paid %d", "x", extra={"segment": metadata})
+    assert handler.flush(5)
+    if with_event:
+        assert server.events("Paid")
+        assert handler.stats()["sent"] == 1
+    else:
+        assert handler.stats()["invalid"] == 1
+        assert any("could not be formatted" in text for text in _reports(caplog))
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="filters return records since Python 3.12")
+def test_filter_returning_a_copy_still_sends_once(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """Two SegmentHandlers for one source, one behind a filter that returns copy.copy(record): one message."""
+    first = make_handler()
+    second = make_handler()
+    second.addFilter(lambda record: copy.copy(record))
+    logger.addHandler(first)
+    logger.addHandler(second)
+    logger.info("Once", extra={"segment": {"user_id": "u"}})
+    assert first.flush(5)
+    assert second.flush(5)
+    assert len(server.events("Once")) == 1
+
+
+def test_record_without_a_name_is_sent(make_handler: MakeHandler, server: SegmentServer) -> None:
+    """A record built by logging.makeLogRecord() without a name (a socket-log receiver) is still an event."""
+    handler = make_handler()
+    handler.handle(logging.makeLogRecord({"msg": "Received", "segment": {"user_id": "u"}}))
+    assert handler.flush(5)
+    assert server.events("Received")
+
+
+def test_last_record_is_not_kept_alive(
+    make_handler: MakeHandler, new_logger: Callable[[], logging.Logger]
+) -> None:
+    """After a logging call, the handler keeps no reference to the record (a large payload is freed)."""
+    handler = make_handler()
+    logger = new_logger()
+    logger.addHandler(handler)
+    records: list[weakref.ref[logging.LogRecord]] = []
+
+    def remember(record: logging.LogRecord) -> bool:
+        records.append(weakref.ref(record))
+        return True
+
+    logger.addFilter(remember)
+    logger.info("Big", extra={"segment": {"user_id": "u"}, "payload": "x" * 1_000_000})
+    assert handler.flush(5)
+    gc.collect()
+    assert records[0]() is None
+
+
+def test_level_error_leaves_no_worker_behind() -> None:
+    """SegmentHandler("key", level="BOGUS") raises before building anything."""
+    before = threading.active_count()
+    with pytest.raises(ValueError, match="BOGUS"):
+        SegmentHandler("key", level="BOGUS")
+    assert threading.active_count() == before
