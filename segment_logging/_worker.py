@@ -282,6 +282,7 @@ class Core:
             return False
         marker = self.start_flush()
         if marker is None:
+            flush_reports()
             return self._accepted == self._released
         deadline = None if timeout is None else monotonic() + timeout
         return self.await_flush(marker, deadline)

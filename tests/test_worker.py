@@ -15,7 +15,6 @@ import pytest
 from freezegun import freeze_time
 
 from segment_logging import SegmentHandler
-from segment_logging._worker import Flush
 from segment_logging.testing import ErrorRecorder, SegmentServer
 
 MakeHandler = Callable[..., SegmentHandler]
@@ -70,48 +69,42 @@ def test_flush_is_false_while_earlier_events_wait_though_invalid_ones_settle(
     make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
 ) -> None:
     """flush() answers for what was logged before it: invalid events logged meanwhile by another thread
-    (settled at once) do not make it report a delivery that has not happened."""
-    handler = make_handler(on_error=ErrorRecorder())
+    (settled at once, while the worker waits to retry) do not make it report a delivery that has not
+    happened."""
+    handler = make_handler(on_error=ErrorRecorder(), max_retry_time=30)
     logger.addHandler(handler)
-    server.pause()
+    server.fail_for(1.5, statuses=(503,))
+    logger.info("Waiting", extra={"segment": {"user_id": "u"}})
+    assert server.wait_for_requests(1)
+    stop = threading.Event()
+
+    def log_invalid() -> None:
+        while not stop.is_set():
+            logger.info("Invalid", extra={"segment": {"properties": {}}})
+
+    thread = threading.Thread(target=log_invalid)
+    thread.start()
     try:
-        logger.info("Waiting", extra={"segment": {"user_id": "u"}})
-        assert server.wait_for_held(1)
-        stop = threading.Event()
-
-        def log_invalid() -> None:
-            while not stop.is_set():
-                logger.info("Invalid", extra={"segment": {"properties": {}}})
-
-        thread = threading.Thread(target=log_invalid)
-        thread.start()
-        try:
-            assert handler.flush(timeout=0.5) is False
-        finally:
-            stop.set()
-            thread.join()
+        assert handler.flush(timeout=0.5) is False
     finally:
-        server.resume()
-    assert handler.flush(5)
+        stop.set()
+        thread.join()
+    assert handler.flush(10)
     assert server.events("Waiting")
 
 
 def test_flushes_that_time_out_leave_nothing_behind(
     make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
 ) -> None:
-    """flush(timeout=0) after every event while Segment hangs keeps no marker per call."""
-    handler = make_handler()
+    """flush(timeout=0) after every event while Segment fails keeps no marker per call."""
+    handler = make_handler(max_retry_time=30)
     logger.addHandler(handler)
-    server.pause()
-    try:
-        for n in range(3000):
-            logger.info("Each", extra={"segment": {"user_id": f"u{n}"}})
-            handler.flush(timeout=0)
-        assert handler.flush(timeout=0.2) is False  # the worker has drained the markers by now
-        gc.collect()
-        assert sum(type(obj) is Flush for obj in gc.get_objects()) <= 2
-    finally:
-        server.resume()
+    server.fail_for(1.5, statuses=(503,))
+    for n in range(3000):
+        logger.info("Each", extra={"segment": {"user_id": f"u{n}"}})
+        handler.flush(timeout=0)
+    gc.collect()
+    assert sum(type(obj).__name__.lstrip("_") == "Flush" for obj in gc.get_objects()) <= 2
     assert handler.flush(10)
 
 
@@ -156,38 +149,41 @@ def test_flush_from_another_handlers_emit_does_not_deadlock(
     make_handler: MakeHandler, server: SegmentServer
 ) -> None:
     """A handler that flushes the SegmentHandler from its own emit (flush on ERROR), on a logger that
-    also receives the library's reports: no deadlock, reports still appear."""
+    also receives the library's reports: the worker reports while that handler's lock is held, and the
+    flush still completes."""
     root = logging.getLogger()
-    segment = make_handler()
+    segment = make_handler(flush_interval=0.01)
     seen: list[str] = []
+    flushed: list[bool] = []
 
     class FlushOnError(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             seen.append(record.getMessage())
-            if record.levelno >= logging.ERROR:
-                segment.flush(timeout=10)
+            if record.getMessage() == "Boom":
+                server.resume()  # the worker now reports the invalid events, under this handler's lock
+                flushed.append(segment.flush(timeout=5))
 
     flusher = FlushOnError()
     root.addHandler(flusher)
     root.addHandler(segment)
     old_level = root.level
     root.setLevel(logging.INFO)
+    app = logging.getLogger("app.flushing")
     try:
-        app = logging.getLogger("app.flushing")
-        for n in range(50):
-            app.info("Invalid", extra={"segment": {"properties": {"n": n}}})  # reported by the worker
-            app.info("Valid", extra={"segment": {"user_id": f"u{n}"}})
-        result: list[bool] = []
-        thread = threading.Thread(target=lambda: result.append(segment.flush(timeout=10)))
-        app.error("Boom")  # flushes from inside FlushOnError's lock
-        thread.start()
-        thread.join(20)
-        assert result == [True]
+        server.pause()
+        app.info("First", extra={"segment": {"user_id": "u"}})
+        assert server.wait_for_held(1)  # the worker is inside a request
+        for n in range(20):
+            app.info("Invalid", extra={"segment": {"properties": {"n": n}}})
+        app.error("Boom")
+        assert segment.flush(5)  # and the reports the worker made meanwhile are out
     finally:
+        server.resume()
         root.removeHandler(flusher)
         root.removeHandler(segment)
         root.setLevel(old_level)
-    assert len(server.events("Valid")) == 50
+    assert flushed == [True]
+    assert server.events("First")
     assert any("was not sent" in text for text in seen)
 
 
