@@ -50,14 +50,16 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def _shown_elsewhere(level: int) -> bool:
-    """Whether a handler that is not a SegmentHandler would handle a record at ``level``."""
-    from ._handler import SegmentHandler
+silent_handlers: tuple[type[logging.Handler], ...] = ()
+"""Handler classes that never show a report (SegmentHandler registers itself at import)."""
 
+
+def _shown_elsewhere(level: int) -> bool:
+    """Whether a handler that is not one of :data:`silent_handlers` would handle a record at ``level``."""
     current: logging.Logger | None = logger
     while current is not None:
         for handler in current.handlers:
-            if not isinstance(handler, SegmentHandler) and level >= handler.level:
+            if not isinstance(handler, silent_handlers) and level >= handler.level:
                 return True
         current = current.parent if current.propagate else None
     return False

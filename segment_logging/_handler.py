@@ -10,6 +10,7 @@ import weakref
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _diagnostics
 from ._diagnostics import worker_threads
 from ._options import Item, Options, check_option_names
 from ._worker import Core, unformatted
@@ -226,6 +227,9 @@ class SegmentHandler(logging.Handler):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"<{type(self).__name__} {self._core.host} ({level})>"
+
+
+_diagnostics.silent_handlers = (SegmentHandler,)
 
 
 @contextlib.contextmanager

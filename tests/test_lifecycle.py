@@ -124,3 +124,12 @@ def test_fork_with_log_threads_off(script: Script, server: SegmentServer) -> Non
         assert results[who]["stats"]["sent"] == 5
         assert results[who]["http"] == []
     assert len(server.events("Event")) == 10
+
+
+def test_logging_from_del_at_interpreter_exit_is_reported_plainly(script: Script) -> None:
+    """An event logged by a __del__ during interpreter teardown is reported in one line, not with a
+    "--- Logging error ---" traceback."""
+    status, _, stderr = finish(script("log_from_del.py"))
+    assert status == 0, stderr
+    assert "Logging error" not in stderr, stderr
+    assert "logged after close()" in stderr
