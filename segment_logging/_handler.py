@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _diagnostics
+from ._capture import capture_fields, capture_metadata
 from ._diagnostics import worker_threads
 from ._options import Item, Options, check_option_names
 from ._worker import Core, unformatted
@@ -159,11 +160,11 @@ class SegmentHandler(logging.Handler):
             return None
         # Only now, for an event this handler will queue, the work that costs.
         if event_dict is not None:
-            extra = structlog_fields(event_dict) if metadata is True else None
+            extra = capture_fields(structlog_fields(event_dict)) if metadata is True else None
             name = str(event_dict.get("event", ""))
         else:
             extra = (
-                {k: v for k, v in attributes.items() if k not in RECORD_ATTRIBUTES}
+                capture_fields({k: v for k, v in attributes.items() if k not in RECORD_ATTRIBUTES})
                 if metadata is True
                 else None
             )
@@ -171,7 +172,7 @@ class SegmentHandler(logging.Handler):
                 name = record.getMessage()
             except Exception as exc:  # noqa: BLE001 - "%d" % "x": the worker decides, and counts it
                 name = unformatted(str(record.msg), exc)
-        return (metadata, name, record.created, record.name or "", extra)
+        return (capture_metadata(metadata), name, record.created, record.name or "", extra)
 
     def _own(self, record: logging.LogRecord) -> bool:
         """The library's own traffic, or what it reports about itself: never shipped."""

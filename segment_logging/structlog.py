@@ -24,6 +24,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._capture import capture_fields, capture_metadata
 from ._diagnostics import RateLimit, report
 from ._handler import STRUCTLOG_KEYS, SegmentHandler, structlog_fields
 from ._options import Options, check_option_names
@@ -101,11 +102,12 @@ class SegmentProcessor:
         # The worker reads the item later, while processors after this one change the
         # event dict: hand it copies (one level deep, as messages copy their mappings).
         if metadata is True:
-            extra: dict[str, Any] | None = structlog_fields(event_dict)
+            extra: dict[str, Any] | None = capture_fields(structlog_fields(event_dict))
         else:
             extra = None
             if type(metadata) is dict:
-                metadata = metadata.copy()
+                captured = capture_metadata(metadata)
+                metadata = metadata.copy() if captured is metadata else captured
         event = event_dict.get("event")
         name = event if isinstance(event, str) else "" if event is None else str(event)
         created = _created(event_dict.get("timestamp"))

@@ -277,3 +277,38 @@ def test_level_error_leaves_no_worker_behind() -> None:
     with pytest.raises(ValueError, match="BOGUS"):
         SegmentHandler("key", level="BOGUS")
     assert threading.active_count() == before
+
+
+def test_a_slow_value_does_not_hold_other_events(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """A property whose __str__ blocks delays only the logging call that passed it: events logged
+    meanwhile by other threads are delivered, and so is the slow one once its value converts."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow:
+        def __str__(self) -> str:
+            entered.set()
+            release.wait(10)
+            return "slow"
+
+    slow_thread = threading.Thread(
+        target=lambda: logger.info(
+            "SlowOne", extra={"segment": {"user_id": "s", "properties": {"v": Slow()}}}
+        )
+    )
+    slow_thread.start()
+    try:
+        assert entered.wait(5)
+        for n in range(100):
+            logger.info("Fast", extra={"segment": {"user_id": f"u{n}"}})
+        assert handler.flush(timeout=5)
+        assert len(server.events("Fast")) == 100
+    finally:
+        release.set()
+        slow_thread.join()
+    assert handler.flush(5)
+    (slow,) = server.events("SlowOne")
+    assert slow["properties"] == {"v": "slow"}
