@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ._errors import DeliveryError, InvalidMessage, MessageTooLarge, SegmentLoggingError
 from ._handler import SegmentHandler
+from ._lifecycle import flush_all, shutdown
 from ._messages import Alias, BaseMessage, Group, Identify, Page, Screen, Track
 from ._seed import AsyncAutoBatcher, AutoBatcher, Batch, Batcher
 from ._transport import AsyncHttpClient, HttpClient, InsecureHostWarning
@@ -38,6 +39,8 @@ __all__ = [
     "SegmentHandler",
     "SegmentLoggingError",
     "Track",
+    "flush_all",
+    "shutdown",
     "__version__",
 ]
 

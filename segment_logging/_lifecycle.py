@@ -136,6 +136,44 @@ def close_all() -> None:
     close_cores(cores)
 
 
+def flush_all(timeout: float | None = None) -> bool:
+    """Deliver what every live handler and processor holds, all at once.
+
+    For the hooks servers offer before a process ends: Celery's
+    ``worker_process_shutdown``, gunicorn's ``worker_exit``, an ASGI lifespan's
+    shutdown, the end of an AWS Lambda invocation.
+
+    Args:
+        timeout: seconds to wait at most; None waits as long as retries last.
+
+    Returns:
+        True when everything logged before the call was delivered or given up on in time.
+    """
+    deadline = None if timeout is None else monotonic() + max(0.0, float(timeout))
+    return flush_cores(live_cores(), deadline)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Deliver what every live handler and processor holds, then close them all.
+
+    Events logged afterwards are dropped (counted, and reported once). The exit
+    hooks do this by themselves; call it where a process ends without them.
+
+    Args:
+        timeout: seconds to wait at most; None gives each its own ``shutdown_timeout``.
+
+    Returns:
+        True when nothing was left undelivered.
+    """
+    cores = live_cores()
+    if timeout is not None:
+        deadline = monotonic() + max(0.0, float(timeout))
+        for core in cores:
+            core.limit_to(deadline)
+    close_cores(cores)
+    return all(core.stats()["queued"] == 0 for core in cores)
+
+
 # -- SIGTERM ------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ interpreter, so a hang fails the test on its timeout instead of hanging the suit
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import signal
 import sys
@@ -14,6 +15,9 @@ from subprocess import Popen
 import pytest
 from conftest import finish, wait_for_line
 
+import segment_logging
+from segment_logging import SegmentHandler
+from segment_logging.structlog import SegmentProcessor
 from segment_logging.testing import SegmentServer
 
 Script = Callable[..., "Popen[str]"]
@@ -133,3 +137,53 @@ def test_logging_from_del_at_interpreter_exit_is_reported_plainly(script: Script
     assert status == 0, stderr
     assert "Logging error" not in stderr, stderr
     assert "logged after close()" in stderr
+
+
+def test_flush_all_delivers_every_handler_and_processor(
+    make_handler: Callable[..., SegmentHandler], server: SegmentServer, logger: logging.Logger
+) -> None:
+    """flush_all() flushes every live handler and processor at once and says whether all settled."""
+    other_server = SegmentServer().start()
+    first = make_handler(flush_interval=3600)
+    second = make_handler(flush_interval=3600, host=other_server.url, write_key=other_server.write_key)
+    processor = SegmentProcessor(server.write_key, host=server.url, flush_interval=3600)
+    try:
+        logger.addHandler(first)
+        logger.addHandler(second)
+        logger.info("Both", extra={"segment": {"user_id": "u"}})
+        processor(None, "info", {"event": "Structured", "segment": {"user_id": "u"}})
+        assert segment_logging.flush_all(timeout=5) is True
+        assert len(server.events("Both")) == 1
+        assert len(other_server.events("Both")) == 1
+        assert len(server.events("Structured")) == 1
+    finally:
+        processor.close()
+        second.close()
+        other_server.stop()
+
+
+def test_flush_all_times_out_when_segment_hangs(
+    make_handler: Callable[..., SegmentHandler], server: SegmentServer, logger: logging.Logger
+) -> None:
+    """flush_all(timeout) returns False when Segment does not answer in time."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    server.pause()
+    try:
+        logger.info("Held", extra={"segment": {"user_id": "u"}})
+        assert segment_logging.flush_all(timeout=0.3) is False
+    finally:
+        server.resume()
+
+
+def test_shutdown_delivers_and_closes(
+    make_handler: Callable[..., SegmentHandler], server: SegmentServer, logger: logging.Logger
+) -> None:
+    """shutdown() delivers what is queued and closes every core; later events are dropped and counted."""
+    handler = make_handler(flush_interval=3600)
+    logger.addHandler(handler)
+    logger.info("Before", extra={"segment": {"user_id": "u"}})
+    assert segment_logging.shutdown(timeout=5) is True
+    assert server.events("Before")
+    logger.info("After", extra={"segment": {"user_id": "u"}})
+    assert handler.stats()["dropped"] == 1

@@ -27,6 +27,8 @@ def test_all_is_pinned() -> None:
         "SegmentHandler",
         "SegmentLoggingError",
         "Track",
+        "flush_all",
+        "shutdown",
         "__version__",
     }
     assert sorted(segment_logging.__all__) == sorted(set(segment_logging.__all__))
