@@ -20,6 +20,8 @@ What happens to queued events when the process ends:
   previous handler before re-raising (uvicorn) still reach it.
 * **multiprocessing children** (fork, forkserver, spawn) end with ``os._exit``
   after running multiprocessing's finalizers; a finalizer closes every core.
+  **billiard** pool workers (Celery's prefork pool) end with ``os._exit`` before
+  any finalizer; their ``on_exit`` callback closes every core first.
 * **fork()**: in the child every core starts empty (nothing the parent queued is
   sent twice) with new locks, a new connection pool and no worker thread.
 """
@@ -55,6 +57,15 @@ def track(core: Core) -> None:
         atexit.register(_flush_at_exit)
         quiet_http_loggers()
     _hook_multiprocessing()
+    _install_sigterm_handler()
+
+
+def first_event_here() -> None:
+    """A core starts its worker: the first event in this process (or since fork) for it.
+
+    Forked workers of process managers (Celery's prefork pool) reset SIGTERM to
+    its default after the fork; the handler is installed again here.
+    """
     _install_sigterm_handler()
 
 
@@ -237,6 +248,33 @@ def _register_mp_finalizer(_: object) -> None:
     import multiprocessing.util
 
     multiprocessing.util.Finalize(None, _close_in_mp_child, exitpriority=100)
+    _hook_billiard_worker()
+
+
+def _hook_billiard_worker() -> None:
+    """Close every core before a billiard pool worker (Celery's prefork pool) leaves.
+
+    billiard's ``Worker`` ends its process with ``os._exit()`` from inside the
+    process's run, before any finalizer; its ``on_exit`` callback (Celery's
+    ``worker_process_shutdown``) is the last code that runs. Called from the
+    after-fork hook, in the child, before the worker starts.
+    """
+    process_module = sys.modules.get("billiard.process")
+    pool_module = sys.modules.get("billiard.pool")
+    if process_module is None or pool_module is None:
+        return
+    worker = getattr(process_module.current_process(), "_target", None)
+    if not isinstance(worker, pool_module.Worker) or getattr(worker, "_segment_logging_hooked", False):
+        return
+    previous = worker.on_exit
+
+    def on_exit(pid: int, exitcode: int) -> None:
+        close_all()
+        if previous is not None:
+            previous(pid, exitcode)
+
+    worker.on_exit = on_exit
+    worker._segment_logging_hooked = True
 
 
 def _close_in_mp_child() -> None:

@@ -394,6 +394,7 @@ class Core:
                 self._start_failed = True
                 return
             self._starting = True
+            _lifecycle.first_event_here()
             try:
                 wake = self._wake
                 core = weakref.ref(self, lambda _: wake.set())  # wakes the worker to end it

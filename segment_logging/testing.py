@@ -375,6 +375,9 @@ class _HTTPServer(ThreadingHTTPServer):
         try:
             super().process_request(request, client_address)
         except RuntimeError:
+            # A kept-alive connection would hold this thread, and with it stop(), until the
+            # client closes it (at the very end of its exit): let an idle one go after a second.
+            request.settimeout(1.0)
             self.process_request_thread(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -72,13 +72,13 @@ def script(server: SegmentServer) -> Callable[..., subprocess.Popen[str]]:
     env = {**os.environ, "SEGMENT_HOST": server.url, "SEGMENT_WRITE_KEY": server.write_key}
     env.pop("PYTHONWARNINGS", None)
 
-    def start(name: str, *args: str) -> subprocess.Popen[str]:
+    def start(name: str, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         process = subprocess.Popen(
             [sys.executable, "-W", "ignore:This process:DeprecationWarning", str(SCRIPTS / name), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env={**env, **(extra_env or {})},
             cwd=SCRIPTS,
         )
         started.append(process)

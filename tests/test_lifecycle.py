@@ -10,6 +10,7 @@ import multiprocessing
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from subprocess import Popen
 
 import pytest
@@ -187,3 +188,34 @@ def test_shutdown_delivers_and_closes(
     assert server.events("Before")
     logger.info("After", extra={"segment": {"user_id": "u"}})
     assert handler.stats()["dropped"] == 1
+
+
+@needs_fork
+def test_billiard_pool_workers_deliver_when_replaced(script: Script, server: SegmentServer) -> None:
+    """billiard pool workers replaced after maxtasksperchild (they leave through os._exit) deliver
+    every task's event."""
+    pytest.importorskip("billiard")
+    status, _, stderr = finish(script("billiard_pool.py", "40"), timeout=90)
+    assert status == 0, stderr
+    assert len(server.events("FromTask")) == 40
+    assert len(set(server.message_ids())) == 40
+
+
+@needs_fork
+@pytest.mark.parametrize("max_tasks_per_child", ["10"])
+def test_celery_prefork_worker_delivers_every_task_event(
+    script: Script, server: SegmentServer, tmp_path: Path, max_tasks_per_child: str
+) -> None:
+    """A real Celery prefork worker: children replaced after --max-tasks-per-child, and the rest at warm
+    shutdown (SIGTERM), deliver every task's event, though flush_interval is 5 s."""
+    pytest.importorskip("celery")
+    env = {"CELERY_TEST_DIR": str(tmp_path)}
+    worker = script("celery_worker.py", max_tasks_per_child, extra_env=env)
+    wait_for_line(worker, "ready", timeout=60)
+    status, stdout, stderr = finish(script("celery_publish.py", "60", extra_env=env), timeout=90)
+    assert status == 0, stderr
+    worker.send_signal(signal.SIGTERM)
+    status, _, stderr = finish(worker, timeout=60)
+    assert status == 0, stderr
+    assert len(server.events("Signup")) == 60, stderr
+    assert len(set(server.message_ids())) == 60
