@@ -212,7 +212,7 @@ def test_celery_prefork_worker_delivers_every_task_event(
     env = {"CELERY_TEST_DIR": str(tmp_path)}
     worker = script("celery_worker.py", max_tasks_per_child, extra_env=env)
     wait_for_line(worker, "ready", timeout=60)
-    status, stdout, stderr = finish(script("celery_publish.py", "60", extra_env=env), timeout=90)
+    status, _, stderr = finish(script("celery_publish.py", "60", extra_env=env), timeout=90)
     assert status == 0, stderr
     worker.send_signal(signal.SIGTERM)
     status, _, stderr = finish(worker, timeout=60)

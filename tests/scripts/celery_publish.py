@@ -1,4 +1,4 @@
-"""Publish COUNT ``signup`` tasks to ``celery_app`` and wait for their results: ``celery_publish.py COUNT``."""
+"""Publish COUNT ``signup`` tasks to ``celery_app``, wait for their results: ``celery_publish.py COUNT``."""
 
 from __future__ import annotations
 
