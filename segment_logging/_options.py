@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 
-from ._transport import WriteKey
+from ._auth import WriteKey
 
 if TYPE_CHECKING:
     from typing_extensions import NotRequired

@@ -8,7 +8,7 @@ whether and when to retry; only the waiting differs.
 from __future__ import annotations
 
 import asyncio
-import base64
+import encodings.idna  # noqa: F401 - see below
 import ipaddress
 import os
 import platform
@@ -18,28 +18,43 @@ import time
 import types
 import urllib.parse
 import warnings
+import weakref
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-import httpcore  # noqa: F401 - imported here, not lazily by httpx in the worker (see below)
+import httpcore  # noqa: F401 - see below
 import httpx
 
-# httpx imports httpcore when its first client is built. If that happened on the
-# worker thread and the process forked mid-import, the child would find httpcore
-# half-initialised; importing it with this module avoids the race.
+# Imported here, never lazily in the worker: httpx imports httpcore when its first
+# client is built, and the socket module looks up the "idna" codec on the first
+# connection. A fork in the middle of either import leaves the child with a
+# half-initialised module ("LookupError: unknown encoding: idna"), and every
+# event of the child lost.
+from ._auth import WriteKey, redact
 from ._batch import build_body
 from ._clock import monotonic
+from ._deadline import bound_client, bounded
 from ._diagnostics import plural
 from ._errors import DeliveryError
 from ._messages import format_timestamp
-from ._retry import RetryPolicy, is_retryable
+from ._options import bool_option, number_option
+from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME, DEFAULT_MAX_RETRY_TIME, RetryPolicy, RetryState, is_retryable
 from ._version import __version__
 
+__all__ = ["AsyncHttpClient", "HttpClient", "InsecureHostWarning", "Outcome", "WriteKey", "check_host"]
+
 DEFAULT_HOST = "https://api.segment.io"
+DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"segment-logging/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
 _GZIP_LEVEL = 1  # JSON compresses well even at level 1; higher levels cost CPU the worker needs.
+MAX_ANSWER_BYTES = 4_096
+"""Bytes of an error answer read at most; the rest is never read (an endless body costs nothing)."""
+_SHOWN_ANSWER = 200
+"""Characters of an error answer quoted in a report."""
+MAX_REDIRECTS = 3
+_REDIRECTS = frozenset((301, 302, 307, 308))
 
 
 _building = threading.Lock()
@@ -59,40 +74,38 @@ class InsecureHostWarning(UserWarning):
     """The write key would travel unencrypted to a host that is not this machine."""
 
 
-class WriteKey:
-    """A Segment write key that never shows itself in a repr, a str or a log line."""
-
-    __slots__ = ("_header",)
-
-    def __init__(self, value: str) -> None:
-        token = base64.b64encode(f"{value}:".encode()).decode("ascii")
-        self._header = f"Basic {token}"
-
-    @property
-    def authorization(self) -> str:
-        """The ``Authorization`` header value: Basic auth, key as user name, empty password."""
-        return self._header
-
-    def __repr__(self) -> str:
-        return "WriteKey('********')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> Any:
-        raise TypeError("a WriteKey cannot be pickled")
-
-
 def check_host(host: str) -> str:
     """Validate ``host`` and return it without a trailing slash.
 
     Raises:
-        ValueError: not an absolute http(s) URL.
+        ValueError: not an absolute http(s) URL with a valid port, or one that
+            carries credentials, a query or a fragment. The message never
+            repeats credentials.
     """
     if not isinstance(host, str):
         raise ValueError(f"host must be a str URL, not {type(host).__name__}")
+    if not host.isprintable() or host != host.strip() or " " in host:
+        raise ValueError(f"host must be a URL without spaces or control characters, got {_shown(host)!r}")
     parsed = urllib.parse.urlsplit(host)
+    if parsed.username is not None or parsed.password is not None or "@" in parsed.netloc:
+        raise ValueError(
+            f"host must not carry credentials (user:password@), got {_shown(host)!r}: the write key "
+            "authenticates; put a proxy's credentials in HTTPS_PROXY or in a transport"
+        )
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError(f"host must be an http:// or https:// URL, got {host!r}")
+    try:
+        parsed.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ValueError(
+            f"host has an invalid port (a number from 1 to 65535 is needed), got {host!r}"
+        ) from None
+    if parsed.port == 0 or parsed.netloc.endswith(":"):
+        raise ValueError(f"host has an invalid port (a number from 1 to 65535 is needed), got {host!r}")
+    try:
+        httpx.URL(host)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"host is not a valid URL ({exc}), got {host!r}") from None
     if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
         raise ValueError(
             f"host must be the API's base URL without a path (like https://api.segment.io), got {host!r}"
@@ -104,6 +117,18 @@ def check_host(host: str) -> str:
             stacklevel=_outside_this_package(),
         )
     return host.rstrip("/")
+
+
+def _shown(url: str) -> str:
+    """``url`` safe to show: any user:password@ part masked, a query and fragment left out."""
+    try:
+        parsed = urllib.parse.urlsplit(url.strip())
+    except ValueError:
+        return "<an invalid URL>"
+    netloc = parsed.netloc.rpartition("@")[2]
+    if "@" in parsed.netloc:
+        netloc = "***@" + netloc
+    return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path, "", ""))
 
 
 def _outside_this_package() -> int:
@@ -137,6 +162,7 @@ class Outcome:
     status: int | None
     retry_after: str | None = None
     detail: str = ""
+    location: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -149,10 +175,12 @@ class Outcome:
 
 
 def _request(
-    write_key: WriteKey, pieces: Sequence[bytes], context: bytes, gzip: bool
+    write_key: WriteKey, pieces: Sequence[bytes], context: bytes, gzip: bool, retry_count: int
 ) -> tuple[bytes, dict[str, str]]:
     body = build_body(pieces, format_timestamp(time.time()), context)
     headers = {"Authorization": write_key.authorization, "Content-Type": "application/json"}
+    if retry_count:
+        headers["X-Retry-Count"] = str(retry_count)
     if gzip:
         compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: gzip framing
         body = compressor.compress(body) + compressor.flush()
@@ -160,9 +188,77 @@ def _request(
     return body, headers
 
 
-def _outcome(response: httpx.Response) -> Outcome:
-    detail = "" if response.is_success else response.text[:200]
-    return Outcome(response.status_code, response.headers.get("Retry-After"), detail)
+def _failed(exc: Exception, write_key: WriteKey) -> Outcome:
+    """The outcome of an attempt that raised: retryable, whatever the exception (a broken
+    codec in a forked child, a custom transport's bug), and named by its type."""
+    kind = type(exc).__name__ if isinstance(exc, httpx.HTTPError) else f"unexpected {type(exc).__name__}"
+    return Outcome(None, detail=redact(f"{kind}: {exc}", write_key.secrets)[: _SHOWN_ANSWER * 2])
+
+
+def _answer(response: httpx.Response, data: bytes, write_key: WriteKey) -> Outcome:
+    detail = ""
+    if not response.is_success:
+        text = data.decode(response.encoding or "utf-8", errors="replace")
+        detail = redact(text, write_key.secrets)[:_SHOWN_ANSWER]
+    return Outcome(
+        response.status_code,
+        response.headers.get("Retry-After"),
+        detail,
+        response.headers.get("Location") if response.status_code in _REDIRECTS else None,
+    )
+
+
+def _capped(chunks: Iterator[bytes], until: float) -> bytes:
+    """Up to MAX_ANSWER_BYTES of an answer's body, read before ``until``."""
+    data = b""
+    try:
+        for chunk in chunks:
+            data += chunk
+            if len(data) >= MAX_ANSWER_BYTES or monotonic() >= until:
+                break
+    except httpx.HTTPError:
+        pass  # the status is what matters; a body cut short is still worth quoting
+    return data[:MAX_ANSWER_BYTES]
+
+
+def _redirect_problem(source: str, target: str) -> str:
+    """Why a redirect from ``source`` to ``target`` is not followed, or "" when it may be."""
+    try:
+        old, new = urllib.parse.urlsplit(source), urllib.parse.urlsplit(target)
+        new_port = new.port
+    except ValueError:
+        return "the Location is not a valid URL"
+    if new.scheme not in ("http", "https") or not new.hostname:
+        return "the Location is not an http(s) URL"
+    if "@" in new.netloc:
+        return "the Location carries credentials"
+    if old.scheme == "https" and new.scheme == "http":
+        return "it would downgrade https to plain http"
+    defaults = {"http": 80, "https": 443}
+    same_origin = (
+        new.scheme == old.scheme
+        and new.hostname == old.hostname
+        and (new_port or defaults[new.scheme]) == (old.port or defaults[old.scheme])
+    )
+    upgrade = old.scheme == "http" and new.scheme == "https" and new.hostname == old.hostname
+    if not (same_origin or upgrade):
+        return "the write key is never sent to another host; set host to the new address if you trust it"
+    return ""
+
+
+def _follow(url: str, outcome: Outcome, hops: int) -> tuple[str | None, Outcome]:
+    """The URL to send to again after a redirect answer, or None and the outcome to report."""
+    if outcome.status not in _REDIRECTS:
+        return None, outcome
+    if not outcome.location:
+        return None, replace(outcome, detail="a redirect without a Location")
+    target = urllib.parse.urljoin(url, outcome.location)
+    problem = _redirect_problem(url, target)
+    if not problem and hops >= MAX_REDIRECTS:
+        problem = f"more than {MAX_REDIRECTS} redirects"
+    if problem:
+        return None, replace(outcome, detail=f"redirect to {_shown(target)} not followed: {problem}")
+    return target, outcome
 
 
 class _Sender:
@@ -175,12 +271,22 @@ class _Sender:
         timeout: float,
         gzip: bool,
         max_retry_time: float,
+        max_rate_limit_time: float,
         transport: Any,
+        transport_type: type,
     ) -> None:
         self.host = check_host(host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST)
-        self.timeout = timeout
-        self.gzip = gzip
-        self.policy = RetryPolicy(max_retry_time=max_retry_time)
+        self.timeout = number_option("timeout", timeout, minimum=0.001)
+        self.gzip = bool_option("gzip", gzip)
+        if transport is not None and not isinstance(transport, transport_type):
+            raise ValueError(
+                f"transport must be an {transport_type.__module__}.{transport_type.__name__}, "
+                f"got {type(transport).__name__}"
+            )
+        self.policy = RetryPolicy(
+            max_retry_time=number_option("max_retry_time", max_retry_time, minimum=0),
+            max_rate_limit_time=number_option("max_rate_limit_time", max_rate_limit_time, minimum=0),
+        )
         self._transport = transport
         self._url = f"{self.host}/v1/batch"
 
@@ -190,14 +296,32 @@ class _Sender:
             "transport": self._transport,
             "timeout": self.timeout,
             "headers": {"User-Agent": USER_AGENT},
+            "follow_redirects": False,  # followed by _follow(), which keeps the write key at home
         }
 
+    def _attempt_time(self, deadline: float | None) -> float:
+        """Seconds the next attempt may take in all: ``timeout``, within the shutdown deadline.
+
+        Retries only start within the budgets, so a batch is given up at most
+        ``max_retry_time`` (plus the waits the server asked for) and one ``timeout``
+        after its first attempt.
+        """
+        if deadline is None:
+            return self.timeout
+        return min(self.timeout, deadline - monotonic())
+
     def _next_wait(
-        self, attempts: int, outcome: Outcome, started: float, deadline: float | None, count: int
+        self,
+        state: RetryState,
+        attempts: int,
+        outcome: Outcome,
+        started: float,
+        deadline: float | None,
+        count: int,
     ) -> float:
         """Seconds to wait before retrying, or raise DeliveryError to give up."""
         now = monotonic()
-        delay = self.policy.delay(attempts, outcome.status, outcome.retry_after, now - started)
+        delay = self.policy.next_wait(state, outcome.status, outcome.retry_after, now - started)
         if delay is None:
             why = "retry budget spent" if is_retryable(outcome.status) else "not retryable"
             raise DeliveryError(
@@ -215,10 +339,13 @@ class _Sender:
             )
         return delay
 
-    def _timeout_for(self, deadline: float | None) -> float:
-        if deadline is None:
-            return self.timeout
-        return min(self.timeout, deadline - monotonic())
+    def _out_of_time(self, count: int, attempts: int, last: Outcome | None) -> DeliveryError:
+        return DeliveryError(
+            f"{plural(count, 'message')} not delivered: shutdown_timeout ran out after "
+            f"{plural(attempts, 'attempt')}" + (f"; last: {last.describe()}" if last is not None else ""),
+            status=None if last is None else last.status,
+            attempts=attempts,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(host={self.host!r}, timeout={self.timeout!r})"
@@ -245,29 +372,47 @@ class HttpClient(_Sender):
     Args:
         host: Segment's API host; defaults to ``$SEGMENT_HOST``, else ``https://api.segment.io``
             (EU workspaces: ``https://events.eu1.segmentapis.com``).
-        timeout: seconds for each request.
-        transport: an httpx transport, for proxies, custom TLS and tests.
+        timeout: seconds for each whole request (connecting, sending and reading the answer).
+        transport: an httpx transport, for proxies, custom TLS and tests. An
+            ``httpx.HTTPTransport`` gets the whole-request deadline; another kind
+            keeps only its own timeouts.
         gzip: compress request bodies.
-        max_retry_time: seconds after which a failing batch is given up.
+        max_retry_time: seconds of backing off after which a failing batch is given up.
+        max_rate_limit_time: seconds a batch may spend in waits the server asked for
+            (``Retry-After``).
+
+    Raises:
+        ValueError: an option is invalid; the message names it.
     """
 
     def __init__(
         self,
         host: str | None = None,
         *,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         gzip: bool = True,
-        max_retry_time: float = 60.0,
+        max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
+        max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
     ) -> None:
-        super().__init__(host, timeout=timeout, gzip=gzip, max_retry_time=max_retry_time, transport=transport)
+        super().__init__(
+            host,
+            timeout=timeout,
+            gzip=gzip,
+            max_retry_time=max_retry_time,
+            max_rate_limit_time=max_rate_limit_time,
+            transport=transport,
+            transport_type=httpx.BaseTransport,
+        )
         self._http: httpx.Client | None = None
 
     def _client(self) -> httpx.Client:
         # Made on first use: building the TLS context reads the CA bundle from disk.
         if self._http is None:
             with _building:
-                self._http = httpx.Client(**self._client_options())
+                client = httpx.Client(**self._client_options())
+            bound_client(client)
+            self._http = client
         return self._http
 
     def prepare(self) -> None:
@@ -275,15 +420,47 @@ class HttpClient(_Sender):
         self._client()
 
     def attempt(
-        self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"", *, timeout: float
+        self,
+        write_key: WriteKey,
+        pieces: Sequence[bytes],
+        context: bytes = b"",
+        *,
+        timeout: float,
+        retry_count: int = 0,
     ) -> Outcome:
-        """Make one request; never raises for an HTTP or network failure."""
-        body, headers = _request(write_key, pieces, context, self.gzip)
+        """Make one request (following same-host redirects) within ``timeout`` seconds in all.
+
+        Never raises for an HTTP or network failure, nor for any other exception
+        raised while sending: those come back as an outcome with no status (retryable).
+        """
+        until = monotonic() + timeout
+        url = self._url
+        hops = 0
         try:
-            response = self._client().post(self._url, content=body, headers=headers, timeout=timeout)
-        except httpx.HTTPError as exc:
-            return Outcome(None, detail=f"{type(exc).__name__}: {exc}")
-        return _outcome(response)
+            body, headers = _request(write_key, pieces, context, self.gzip, retry_count)
+            while True:
+                with bounded(until):
+                    outcome = self._post(url, body, headers, until, write_key)
+                url, outcome = _follow(url, outcome, hops)  # type: ignore[assignment]
+                if url is None:
+                    return outcome
+                hops += 1
+        except Exception as exc:  # noqa: BLE001 - any failure of one attempt is worth a retry
+            return _failed(exc, write_key)
+
+    def _post(self, url: str, body: bytes, headers: dict[str, str], until: float, key: WriteKey) -> Outcome:
+        left = until - monotonic()
+        if left <= 0:
+            raise httpx.TimeoutException("the request's deadline passed before it was sent")
+        client = self._client()
+        request = client.build_request("POST", url, content=body, headers=headers, timeout=left)
+        response = client.send(request, stream=True)
+        try:
+            # A 2xx needs no body (RudderStack answers a plain "OK"); an error's is quoted.
+            data = b"" if response.is_success else _capped(response.iter_bytes(), until)
+        finally:
+            response.close()  # an unread body closes the connection rather than being drained
+        return _answer(response, data, key)
 
     def deliver(
         self,
@@ -308,19 +485,18 @@ class HttpClient(_Sender):
             DeliveryError: rejected, or not delivered within the budget or deadline.
         """
         started = monotonic()
+        state = RetryState()
         attempts = 0
+        outcome: Outcome | None = None
         while True:
-            timeout = self._timeout_for(deadline)
+            timeout = self._attempt_time(deadline)
             if timeout <= 0:
-                raise DeliveryError(
-                    f"{plural(len(pieces), 'message')} not delivered: shutdown_timeout ran out",
-                    attempts=attempts,
-                )
-            outcome = self.attempt(write_key, pieces, context, timeout=timeout)
+                raise self._out_of_time(len(pieces), attempts, outcome)
+            outcome = self.attempt(write_key, pieces, context, timeout=timeout, retry_count=state.retries)
             attempts += 1
             if outcome.ok:
                 return attempts
-            delay = self._next_wait(attempts, outcome, started, deadline, len(pieces))
+            delay = self._next_wait(state, attempts, outcome, started, deadline, len(pieces))
             if wait is None:
                 time.sleep(delay)
             elif not wait(delay):
@@ -355,36 +531,104 @@ class HttpClient(_Sender):
 
 
 class AsyncHttpClient(_Sender):
-    """The asyncio twin of :class:`HttpClient`, over one ``httpx.AsyncClient``."""
+    """The asyncio twin of :class:`HttpClient`, over one ``httpx.AsyncClient``.
+
+    It may be used from one event loop after another (two ``asyncio.run()`` calls):
+    connections made in a loop that is gone are left behind, not reused.
+    """
 
     def __init__(
         self,
         host: str | None = None,
         *,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
         gzip: bool = True,
-        max_retry_time: float = 60.0,
+        max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
+        max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
     ) -> None:
-        super().__init__(host, timeout=timeout, gzip=gzip, max_retry_time=max_retry_time, transport=transport)
+        super().__init__(
+            host,
+            timeout=timeout,
+            gzip=gzip,
+            max_retry_time=max_retry_time,
+            max_rate_limit_time=max_rate_limit_time,
+            transport=transport,
+            transport_type=httpx.AsyncBaseTransport,
+        )
         self._http: httpx.AsyncClient | None = None
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
 
     def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._http is not None and (self._loop is None or self._loop() is not loop):
+            # Its connections belong to another (likely closed) loop: they cannot be used,
+            # nor closed from here. Start over in this loop.
+            self._http = None
         if self._http is None:
             with _building:
                 self._http = httpx.AsyncClient(**self._client_options())
+            self._loop = weakref.ref(loop)
         return self._http
 
     async def attempt(
-        self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"", *, timeout: float
+        self,
+        write_key: WriteKey,
+        pieces: Sequence[bytes],
+        context: bytes = b"",
+        *,
+        timeout: float,
+        retry_count: int = 0,
     ) -> Outcome:
-        """Make one request; never raises for an HTTP or network failure."""
-        body, headers = _request(write_key, pieces, context, self.gzip)
+        """Make one request (following same-host redirects) within ``timeout`` seconds in all.
+
+        Never raises for an HTTP or network failure, nor for any other exception
+        raised while sending (cancellation excepted).
+        """
+        until = monotonic() + timeout
         try:
-            response = await self._client().post(self._url, content=body, headers=headers, timeout=timeout)
-        except httpx.HTTPError as exc:
-            return Outcome(None, detail=f"{type(exc).__name__}: {exc}")
-        return _outcome(response)
+            return await asyncio.wait_for(
+                self._attempt(write_key, pieces, context, until, retry_count), timeout
+            )
+        except asyncio.TimeoutError:
+            return Outcome(None, detail=f"timed out after {timeout:g} s (timeout covers the whole request)")
+        except Exception as exc:  # noqa: BLE001 - any failure of one attempt is worth a retry
+            return _failed(exc, write_key)
+
+    async def _attempt(
+        self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes, until: float, retry_count: int
+    ) -> Outcome:
+        body, headers = _request(write_key, pieces, context, self.gzip, retry_count)
+        url: str | None = self._url
+        hops = 0
+        while True:
+            assert url is not None
+            outcome = await self._post(url, body, headers, until, write_key)
+            url, outcome = _follow(url, outcome, hops)
+            if url is None:
+                return outcome
+            hops += 1
+
+    async def _post(
+        self, url: str, body: bytes, headers: dict[str, str], until: float, key: WriteKey
+    ) -> Outcome:
+        client = self._client()
+        left = max(until - monotonic(), 0.001)
+        request = client.build_request("POST", url, content=body, headers=headers, timeout=left)
+        response = await client.send(request, stream=True)
+        try:
+            data = b""
+            if not response.is_success:
+                try:
+                    async for chunk in response.aiter_bytes():
+                        data += chunk
+                        if len(data) >= MAX_ANSWER_BYTES:
+                            break
+                except httpx.HTTPError:
+                    pass
+        finally:
+            await response.aclose()
+        return _answer(response, data[:MAX_ANSWER_BYTES], key)
 
     async def deliver(self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"") -> int:
         """Send one batch, retrying as the policy allows; returns the requests made.
@@ -393,13 +637,20 @@ class AsyncHttpClient(_Sender):
             DeliveryError: rejected, or not delivered within the retry budget.
         """
         started = monotonic()
+        state = RetryState()
         attempts = 0
+        outcome: Outcome | None = None
         while True:
-            outcome = await self.attempt(write_key, pieces, context, timeout=self.timeout)
+            timeout = self._attempt_time(None)
+            if timeout <= 0:
+                raise self._out_of_time(len(pieces), attempts, outcome)
+            outcome = await self.attempt(
+                write_key, pieces, context, timeout=timeout, retry_count=state.retries
+            )
             attempts += 1
             if outcome.ok:
                 return attempts
-            await asyncio.sleep(self._next_wait(attempts, outcome, started, None, len(pieces)))
+            await asyncio.sleep(self._next_wait(state, attempts, outcome, started, None, len(pieces)))
 
     async def send(self, write_key: str, batch: Any) -> None:
         """Send a ``Batch`` (from ``Batcher.into_batch()``); nothing for an empty one.
@@ -413,9 +664,9 @@ class AsyncHttpClient(_Sender):
 
     async def aclose(self) -> None:
         """Close the connection pool. Idempotent."""
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        http, self._http = self._http, None
+        if http is not None and self._loop is not None and self._loop() is asyncio.get_running_loop():
+            await http.aclose()
 
     async def __aenter__(self) -> AsyncHttpClient:
         return self
