@@ -144,11 +144,13 @@ class RetryPolicy:
         backoff = self.backoff(state.backoffs, state.rng)
         asked = parse_retry_after(retry_after)
         if asked is not None and asked > backoff:
-            # Server-directed: its own budget, and the backoff does not grow meanwhile.
-            if state.server_waited + asked > self.max_rate_limit_time:
+            # Server-directed: its own budget, and the backoff does not grow meanwhile. An ask
+            # longer than what is left is cut to it, for one last attempt as the budget ends.
+            left = self.max_rate_limit_time - state.server_waited
+            if left <= 0:
                 return None
-            state.server_waited += asked
-            wait = asked
+            wait = min(asked, left)
+            state.server_waited += wait
         else:
             # No ask, or one shorter than the backoff ("Retry-After: 0"): the backoff is the floor.
             left = self.max_retry_time - (elapsed - state.server_waited)
