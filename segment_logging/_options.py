@@ -39,6 +39,8 @@ class Options(TypedDict):
     timeout: NotRequired[float]
     shutdown_timeout: NotRequired[float]
     max_retry_time: NotRequired[float]
+    max_rate_limit_time: NotRequired[float]
+    path: NotRequired[str]
     on_error: NotRequired[ErrorCallback | None]
     transport: NotRequired[httpx.BaseTransport | None]
     clock: NotRequired[Callable[[], float] | None]

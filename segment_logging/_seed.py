@@ -39,7 +39,7 @@ from ._errors import DeliveryError
 from ._messages import BaseMessage, format_timestamp
 from ._options import integer_option, number_option
 from ._retry import is_retryable
-from ._transport import AsyncHttpClient, HttpClient, WriteKey, as_write_key
+from ._transport import AsyncHttpClient, Delivery, HttpClient, WriteKey, as_write_key, raise_failures
 
 
 class Batch:
@@ -186,6 +186,14 @@ def _keep_unsent(exc: BaseException) -> bool:
     return not isinstance(exc, DeliveryError) or is_retryable(exc.status)
 
 
+def _keep_failed_parts(batcher: Batcher, delivery: Delivery) -> None:
+    """After a split batch: keep the parts that may still succeed, then raise for the lost and kept."""
+    for part, error in reversed(delivery.failures):  # each put back in front: last first keeps order
+        if _keep_unsent(error):
+            batcher._restore(Batch(part))
+    raise_failures(delivery)
+
+
 def _check_batcher(batcher: object) -> Batcher:
     if not isinstance(batcher, Batcher):
         raise ValueError(f"batcher must be a Batcher, not {type(batcher).__name__}")
@@ -270,11 +278,12 @@ class AutoBatcher:
             return
         batch = self._batcher.into_batch()
         try:
-            self._client.deliver(self._key, batch.pieces, batch.context)
+            delivery = self._client.deliver(self._key, batch.pieces, batch.context)
         except BaseException as exc:
             if _keep_unsent(exc):
                 self._batcher._restore(batch)
             raise
+        _keep_failed_parts(self._batcher, delivery)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -423,11 +432,12 @@ class AsyncAutoBatcher:
             return
         batch = self._batcher.into_batch()
         try:
-            await self._client.deliver(self._key, batch.pieces, batch.context)
+            delivery = await self._client.deliver(self._key, batch.pieces, batch.context)
         except BaseException as exc:  # CancelledError too: the batch must not vanish with the task
             if _keep_unsent(exc):
                 self._batcher._restore(batch)
             raise
+        _keep_failed_parts(self._batcher, delivery)
 
     async def _flush_every_interval(self) -> None:
         while True:

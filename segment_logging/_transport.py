@@ -21,7 +21,7 @@ import warnings
 import weakref
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpcore  # noqa: F401 - see below
@@ -43,9 +43,19 @@ from ._options import bool_option, number_option
 from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME, DEFAULT_MAX_RETRY_TIME, RetryPolicy, RetryState, is_retryable
 from ._version import __version__
 
-__all__ = ["AsyncHttpClient", "HttpClient", "InsecureHostWarning", "Outcome", "WriteKey", "check_host"]
+__all__ = [
+    "AsyncHttpClient",
+    "Delivery",
+    "HttpClient",
+    "InsecureHostWarning",
+    "Outcome",
+    "WriteKey",
+    "check_host",
+    "check_path",
+]
 
 DEFAULT_HOST = "https://api.segment.io"
+DEFAULT_PATH = "/v1/batch"
 DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"segment-logging/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
 _GZIP_LEVEL = 1  # JSON compresses well even at level 1; higher levels cost CPU the worker needs.
@@ -74,13 +84,29 @@ class InsecureHostWarning(UserWarning):
     """The write key would travel unencrypted to a host that is not this machine."""
 
 
-def check_host(host: str) -> str:
+def check_path(path: str) -> str:
+    """Validate the ``path`` option (what follows ``host``, ``/v1/batch`` by default).
+
+    Raises:
+        ValueError: not a path starting with ``/``, or one with a query, a fragment or spaces.
+    """
+    if not isinstance(path, str):
+        raise ValueError(f"path must be a str, not {type(path).__name__}")
+    if not path.startswith("/") or not path.isprintable() or any(c in path for c in " ?#"):
+        raise ValueError(f"path must start with / and have no query, fragment or spaces, got {path!r}")
+    return path
+
+
+def check_host(host: str, path: str = DEFAULT_PATH) -> str:
     """Validate ``host`` and return it without a trailing slash.
+
+    ``host`` may carry a path prefix (``https://collect.example.com/api/v1/segment``),
+    for Segment-compatible endpoints served under one; ``path`` is added to it.
 
     Raises:
         ValueError: not an absolute http(s) URL with a valid port, or one that
-            carries credentials, a query or a fragment. The message never
-            repeats credentials.
+            carries credentials, a query or a fragment, or one that already ends
+            with ``path``. The message never repeats credentials.
     """
     if not isinstance(host, str):
         raise ValueError(f"host must be a str URL, not {type(host).__name__}")
@@ -106,9 +132,12 @@ def check_host(host: str) -> str:
         httpx.URL(host)
     except httpx.InvalidURL as exc:
         raise ValueError(f"host is not a valid URL ({exc}), got {host!r}") from None
-    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+    if parsed.query or parsed.fragment or "?" in host or "#" in host:
+        raise ValueError(f"host must be a URL without a query or fragment, got {host!r}")
+    if parsed.path.rstrip("/").endswith(path.rstrip("/")):
         raise ValueError(
-            f"host must be the API's base URL without a path (like https://api.segment.io), got {host!r}"
+            f"host must be the API's base URL (like https://api.segment.io): {path} is added to it, "
+            f"got {host!r}"
         )
     if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
         warnings.warn(
@@ -172,6 +201,37 @@ class Outcome:
         if self.status is None:
             return f"no answer from Segment ({self.detail})"
         return f"Segment answered {self.status}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass
+class Delivery:
+    """What became of one batch handed to ``deliver()``.
+
+    Attributes:
+        size: messages in the batch.
+        requests: requests made for it, retries and halves after a 413 included.
+        sent: messages Segment accepted.
+        carried: messages carried by all those requests (``carried - size`` were sent again).
+        failures: parts given up after the batch was split (a single message still
+            too large, or a half that could not be delivered), each with its error.
+    """
+
+    size: int
+    requests: int = 0
+    sent: int = 0
+    carried: int = 0
+    failures: list[tuple[list[bytes], DeliveryError]] = field(default_factory=list)
+
+    @property
+    def retried(self) -> int:
+        """Messages sent more than once (retries, and the halves of a split)."""
+        return max(self.carried - self.size, 0)
+
+    def count(self, part: Sequence[bytes], requests: int, *, sent: bool) -> None:
+        self.requests += requests
+        self.carried += requests * len(part)
+        if sent:
+            self.sent += len(part)
 
 
 def _request(
@@ -272,10 +332,12 @@ class _Sender:
         gzip: bool,
         max_retry_time: float,
         max_rate_limit_time: float,
+        path: str,
         transport: Any,
         transport_type: type,
     ) -> None:
-        self.host = check_host(host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST)
+        self.path = check_path(path)
+        self.host = check_host(host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST, self.path)
         self.timeout = number_option("timeout", timeout, minimum=0.001)
         self.gzip = bool_option("gzip", gzip)
         if transport is not None and not isinstance(transport, transport_type):
@@ -288,7 +350,7 @@ class _Sender:
             max_rate_limit_time=number_option("max_rate_limit_time", max_rate_limit_time, minimum=0),
         )
         self._transport = transport
-        self._url = f"{self.host}/v1/batch"
+        self._url = f"{self.host}{self.path}"
 
     def _client_options(self) -> dict[str, Any]:
         # trust_env (httpx's default) reads HTTPS_PROXY, ALL_PROXY, NO_PROXY and SSL_CERT_FILE.
@@ -359,6 +421,20 @@ def as_write_key(write_key: str | WriteKey) -> WriteKey:
     return WriteKey(write_key)
 
 
+def raise_failures(delivery: Delivery) -> None:
+    """Raise one DeliveryError for the parts of a split batch that were given up, if any."""
+    if not delivery.failures:
+        return
+    lost = sum(len(part) for part, _ in delivery.failures)
+    last = delivery.failures[-1][1]
+    raise DeliveryError(
+        f"{plural(lost, 'message')} of {delivery.size} not delivered after the batch was split "
+        f"({delivery.sent} sent); last: {last}",
+        status=last.status,
+        attempts=delivery.requests,
+    )
+
+
 def _pieces_of(batch: Any) -> tuple[Sequence[bytes], bytes]:
     pieces = getattr(batch, "pieces", None)
     if pieces is None:
@@ -380,6 +456,7 @@ class HttpClient(_Sender):
         max_retry_time: seconds of backing off after which a failing batch is given up.
         max_rate_limit_time: seconds a batch may spend in waits the server asked for
             (``Retry-After``).
+        path: what follows ``host`` in the endpoint's URL (default ``/v1/batch``).
 
     Raises:
         ValueError: an option is invalid; the message names it.
@@ -394,6 +471,7 @@ class HttpClient(_Sender):
         gzip: bool = True,
         max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
         max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
+        path: str = DEFAULT_PATH,
     ) -> None:
         super().__init__(
             host,
@@ -401,6 +479,7 @@ class HttpClient(_Sender):
             gzip=gzip,
             max_retry_time=max_retry_time,
             max_rate_limit_time=max_rate_limit_time,
+            path=path,
             transport=transport,
             transport_type=httpx.BaseTransport,
         )
@@ -470,8 +549,8 @@ class HttpClient(_Sender):
         *,
         wait: Callable[[float], bool] | None = None,
         deadline: float | None = None,
-    ) -> int:
-        """Send one batch, retrying as the policy allows.
+    ) -> Delivery:
+        """Send one batch, retrying as the policy allows, split in halves on a 413.
 
         Args:
             wait: waits the given seconds before a retry; returns False to give up
@@ -479,11 +558,52 @@ class HttpClient(_Sender):
             deadline: a ``monotonic()`` instant after which nothing more is tried.
 
         Returns:
-            The number of requests made.
+            What happened: requests made, messages sent, and the parts given up
+            (only once the batch was split).
 
         Raises:
-            DeliveryError: rejected, or not delivered within the budget or deadline.
+            DeliveryError: the batch as a whole was rejected, or not delivered within
+                the budgets or the deadline; nothing of it was sent.
         """
+        delivery = Delivery(len(pieces))
+        self._deliver_part(write_key, list(pieces), context, wait, deadline, delivery, whole=True)
+        return delivery
+
+    def _deliver_part(
+        self,
+        write_key: WriteKey,
+        part: list[bytes],
+        context: bytes,
+        wait: Callable[[float], bool] | None,
+        deadline: float | None,
+        delivery: Delivery,
+        *,
+        whole: bool,
+    ) -> None:
+        try:
+            requests = self._retrying(write_key, part, context, wait, deadline)
+        except DeliveryError as exc:
+            delivery.count(part, exc.attempts, sent=False)
+            if exc.status == 413 and len(part) > 1:
+                middle = len(part) // 2
+                for half in (part[:middle], part[middle:]):
+                    self._deliver_part(write_key, half, context, wait, deadline, delivery, whole=False)
+                return
+            if whole:
+                raise
+            delivery.failures.append((part, exc))
+        else:
+            delivery.count(part, requests, sent=True)
+
+    def _retrying(
+        self,
+        write_key: WriteKey,
+        pieces: Sequence[bytes],
+        context: bytes,
+        wait: Callable[[float], bool] | None,
+        deadline: float | None,
+    ) -> int:
+        """Send ``pieces`` in one request, retried as the policy allows; the requests made."""
         started = monotonic()
         state = RetryState()
         attempts = 0
@@ -515,7 +635,7 @@ class HttpClient(_Sender):
         """
         pieces, context = _pieces_of(batch)
         if pieces:
-            self.deliver(as_write_key(write_key), pieces, context)
+            raise_failures(self.deliver(as_write_key(write_key), pieces, context))
 
     def close(self) -> None:
         """Close the connection pool. Idempotent."""
@@ -546,6 +666,7 @@ class AsyncHttpClient(_Sender):
         gzip: bool = True,
         max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
         max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
+        path: str = DEFAULT_PATH,
     ) -> None:
         super().__init__(
             host,
@@ -553,6 +674,7 @@ class AsyncHttpClient(_Sender):
             gzip=gzip,
             max_retry_time=max_retry_time,
             max_rate_limit_time=max_rate_limit_time,
+            path=path,
             transport=transport,
             transport_type=httpx.AsyncBaseTransport,
         )
@@ -630,20 +752,45 @@ class AsyncHttpClient(_Sender):
             await response.aclose()
         return _answer(response, data[:MAX_ANSWER_BYTES], key)
 
-    async def deliver(self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"") -> int:
-        """Send one batch, retrying as the policy allows; returns the requests made.
+    async def deliver(self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"") -> Delivery:
+        """Send one batch, retrying as the policy allows, split in halves on a 413.
+
+        Returns:
+            What happened: requests made, messages sent, and the parts given up
+            (only once the batch was split).
 
         Raises:
-            DeliveryError: rejected, or not delivered within the retry budget.
+            DeliveryError: the batch as a whole was rejected, or not delivered within
+                the budgets; nothing of it was sent.
         """
+        delivery = Delivery(len(pieces))
+        await self._deliver_part(write_key, list(pieces), context, delivery, whole=True)
+        return delivery
+
+    async def _deliver_part(
+        self, write_key: WriteKey, part: list[bytes], context: bytes, delivery: Delivery, *, whole: bool
+    ) -> None:
+        try:
+            requests = await self._retrying(write_key, part, context)
+        except DeliveryError as exc:
+            delivery.count(part, exc.attempts, sent=False)
+            if exc.status == 413 and len(part) > 1:
+                middle = len(part) // 2
+                for half in (part[:middle], part[middle:]):
+                    await self._deliver_part(write_key, half, context, delivery, whole=False)
+                return
+            if whole:
+                raise
+            delivery.failures.append((part, exc))
+        else:
+            delivery.count(part, requests, sent=True)
+
+    async def _retrying(self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes) -> int:
         started = monotonic()
         state = RetryState()
         attempts = 0
-        outcome: Outcome | None = None
         while True:
             timeout = self._attempt_time(None)
-            if timeout <= 0:
-                raise self._out_of_time(len(pieces), attempts, outcome)
             outcome = await self.attempt(
                 write_key, pieces, context, timeout=timeout, retry_count=state.retries
             )
@@ -660,7 +807,7 @@ class AsyncHttpClient(_Sender):
         """
         pieces, context = _pieces_of(batch)
         if pieces:
-            await self.deliver(as_write_key(write_key), pieces, context)
+            raise_failures(await self.deliver(as_write_key(write_key), pieces, context))
 
     async def aclose(self) -> None:
         """Close the connection pool. Idempotent."""

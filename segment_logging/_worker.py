@@ -56,7 +56,8 @@ from ._options import (
     number_option,
     resolve_write_key,
 )
-from ._transport import HttpClient
+from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME
+from ._transport import DEFAULT_PATH, HttpClient
 
 
 def _holding_logging_lock() -> bool:
@@ -101,6 +102,8 @@ class Core:
         timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
         max_retry_time: float = 60.0,
+        max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
+        path: str = DEFAULT_PATH,
         on_error: ErrorCallback | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] | None = None,
@@ -131,6 +134,8 @@ class Core:
             "transport": transport,
             "gzip": gzip,
             "max_retry_time": number_option("max_retry_time", max_retry_time, minimum=0),
+            "max_rate_limit_time": number_option("max_rate_limit_time", max_rate_limit_time, minimum=0),
+            "path": path,
         }
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
         self.host = self._http.host
@@ -456,7 +461,7 @@ class Core:
         if not self._pending:
             self._oldest = None
         try:
-            attempts = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
+            delivery = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
         except DeliveryError as exc:
             self._failed += len(batch)
             self._retried += len(batch) * max(exc.attempts - 1, 0)
@@ -469,8 +474,12 @@ class Core:
             error.__cause__ = exc
             self._report_failure(error, batch)
         else:
-            self._sent += len(batch)
-            self._retried += len(batch) * (attempts - 1)
+            # A batch split after a 413 may be delivered in part: count each part.
+            self._sent += delivery.sent
+            self._retried += delivery.retried
+            for part, error in delivery.failures:
+                self._failed += len(part)
+                self._report_failure(error, part)
         finally:
             self._released += len(batch)
             self._settle_flushes()

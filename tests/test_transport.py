@@ -21,7 +21,7 @@ from segment_logging import AsyncHttpClient, DeliveryError, HttpClient, SegmentH
 from segment_logging._auth import WriteKey, redact
 from segment_logging._clock import monotonic
 from segment_logging._transport import _redirect_problem
-from segment_logging.testing import SegmentServer
+from segment_logging.testing import ErrorRecorder, SegmentServer
 
 KEY = WriteKey("test-write-key")
 PIECES = [b'{"type":"track","userId":"u","event":"E"}']
@@ -225,7 +225,7 @@ def test_success_does_not_wait_for_a_slow_body(raw: Callable[..., RawServer]) ->
     server = raw(_ok_then_slow_body)
     client = HttpClient(server.url, timeout=3)
     started = monotonic()
-    assert client.deliver(KEY, PIECES) == 1
+    assert client.deliver(KEY, PIECES).requests == 1
     client.close()
     assert monotonic() - started < 2.0
 
@@ -238,7 +238,7 @@ def test_far_future_retry_after_date_neither_raises_nor_fails(server: SegmentSer
     not an OverflowError: the batch is retried when the budget allows and delivered."""
     server.fail_next(1, status=503, retry_after="Fri, 31 Dec 99999999999 23:59:59 GMT")
     client = HttpClient(server.url, max_rate_limit_time=0.2)
-    assert client.deliver(KEY, PIECES) == 2
+    assert client.deliver(KEY, PIECES).requests == 2
     client.close()
     assert len(server.messages) == 1
 
@@ -316,7 +316,7 @@ def test_unexpected_error_in_an_attempt_is_retried(server: SegmentServer) -> Non
     """An exception that is not an httpx error, raised inside one attempt, is retried like a
     network error: the batch is delivered on the next attempt."""
     client = HttpClient(server.url, transport=_RaisesFirst(1))
-    assert client.deliver(KEY, PIECES) == 2
+    assert client.deliver(KEY, PIECES).requests == 2
     client.close()
     assert len(server.messages) == 1
 
@@ -468,7 +468,7 @@ def test_redirect_to_the_same_host_is_followed(redirecting: Any, status: int) ->
     """A redirect to another path of the same host is followed, re-posting the batch with the key."""
     httpd = redirecting({"/v1/batch": (status, "/api/v1/batch")})
     client = HttpClient(f"http://127.0.0.1:{httpd.server_port}")
-    assert client.deliver(KEY, PIECES) == 1
+    assert client.deliver(KEY, PIECES).requests == 1
     client.close()
     assert [path for path, _, _ in httpd.seen] == ["/v1/batch", "/api/v1/batch"]
     assert httpd.seen[1][1] == KEY.authorization
@@ -528,3 +528,121 @@ def test_async_client_works_from_a_second_event_loop(server: SegmentServer) -> N
     asyncio.run(send())
     asyncio.run(client.aclose())
     assert len(server.messages) == 2
+
+
+# -- issue 12: Segment's 2026 behaviour -------------------------------------------------------------
+
+
+def test_retry_count_header_counts_retries(server: SegmentServer) -> None:
+    """X-Retry-Count is absent on the first attempt and N on the N-th retry."""
+    server.fail_next(2, status=503, retry_after="0")
+    client = HttpClient(server.url)
+    assert client.deliver(KEY, PIECES).requests == 3
+    client.close()
+    assert [r.headers.get("x-retry-count") for r in server.requests] == [None, "1", "2"]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 501, 505, 511])
+def test_statuses_that_are_not_retried(server: SegmentServer, status: int) -> None:
+    """Other 4xx and 501, 505 and 511 are given up after one request (a single message for 413)."""
+    server.fail_next(1, status=status)
+    client = HttpClient(server.url)
+    with pytest.raises(DeliveryError, match=f"not retryable.*{status}"):
+        client.deliver(KEY, PIECES)
+    client.close()
+    assert len(server.requests) == 1
+
+
+def test_plain_ok_is_success() -> None:
+    """Any 2xx is success, whatever its body: RudderStack's plain OK included."""
+    with SegmentServer(mode="rudderstack") as server:
+        client = HttpClient(server.url)
+        assert client.deliver(KEY, PIECES).requests == 1
+        client.close()
+        assert len(server.messages) == 1
+
+
+def _pieces(count: int, size: int = 300) -> list[bytes]:
+    return [
+        b'{"type":"track","userId":"u","event":"E","messageId":"m%d","properties":{"p":"%s"}}'
+        % (i, b"x" * size)
+        for i in range(count)
+    ]
+
+
+def test_413_splits_the_batch_in_halves_until_it_fits() -> None:
+    """A batch over the endpoint's limit is split in halves, recursively, and every message
+    arrives exactly once."""
+    with SegmentServer(mode="rudderstack", max_request_bytes=2_500) as server:
+        client = HttpClient(server.url)
+        delivery = client.deliver(KEY, _pieces(16))
+        client.close()
+        assert (delivery.sent, delivery.failures) == (16, [])
+        assert sorted(server.message_ids()) == sorted(f"m{i}" for i in range(16))
+        assert sorted(r.status for r in server.requests) == [200] * 4 + [413] * 3  # 16, 8, 8 too big
+
+
+def test_413_single_message_is_rejected_and_neighbours_are_delivered() -> None:
+    """A message that alone still gets 413 is given up as rejected; its neighbours arrive."""
+    with SegmentServer(mode="rudderstack", max_request_bytes=1_500) as server:
+        pieces = _pieces(3)
+        pieces.insert(1, _pieces(1, size=2_000)[0].replace(b'"m0"', b'"big"'))
+        client = HttpClient(server.url)
+        delivery = client.deliver(KEY, pieces)
+        client.close()
+        assert delivery.sent == 3
+        [(part, error)] = delivery.failures
+        assert b'"big"' in part[0]
+        assert error.status == 413
+        assert sorted(server.message_ids()) == ["m0", "m1", "m2"]
+
+
+def test_handler_counts_a_split_batch_per_part(logger: Any) -> None:
+    """Through the handler, a split batch counts sent and failed per message, and the rejected
+    one is reported alone."""
+    errors = ErrorRecorder()
+    with SegmentServer(mode="rudderstack", max_request_bytes=1_500) as server:
+        handler = SegmentHandler(
+            server.write_key, host=server.url, flush_interval=60, on_error=errors, shutdown_timeout=2
+        )
+        logger.addHandler(handler)
+        for index in range(4):
+            size = 2_000 if index == 2 else 10
+            logger.info("Paid", extra={"segment": {"user_id": f"u{index}", "properties": {"p": "x" * size}}})
+        assert handler.flush(10)
+        stats = handler.stats()
+        handler.close()
+        assert (stats["sent"], stats["failed"]) == (3, 1)
+        [(error, messages)] = errors.calls
+        assert isinstance(error, DeliveryError)
+        assert error.status == 413
+        assert [m["userId"] for m in messages] == ["u2"]
+        assert sorted(m["userId"] for m in server.messages) == ["u0", "u1", "u3"]
+
+
+@pytest.mark.parametrize("prefix", ["/api/v1/segment", "/collect"])
+def test_host_with_a_path_prefix(prefix: str) -> None:
+    """host may carry a path prefix; /v1/batch is added to it."""
+    with SegmentServer(path_prefix=prefix) as server:
+        client = HttpClient(server.url)
+        client.deliver(KEY, PIECES)
+        client.close()
+        assert [r.target for r in server.requests] == [f"{prefix}/v1/batch"]
+
+
+def test_path_option_sets_the_rest_of_the_url(server: SegmentServer) -> None:
+    """path replaces /v1/batch (analytics-node's option), for the handler and the clients."""
+    base = server.url
+    client = HttpClient(base, path="/v1/batch/")
+    with pytest.raises(DeliveryError, match="404"):
+        client.deliver(KEY, PIECES)
+    client.close()
+    with SegmentServer(path_prefix="/x") as prefixed:
+        client = HttpClient(prefixed.url.removesuffix("/x"), path="/x/v1/batch")
+        client.deliver(KEY, PIECES)
+        client.close()
+        assert len(prefixed.messages) == 1
+    with pytest.raises(ValueError, match="path"):
+        HttpClient(base, path="v1/batch")
+    with pytest.raises(ValueError, match="path"):
+        SegmentHandler("k", host=base, path="/v1/batch?x=1")
