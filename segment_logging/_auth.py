@@ -22,9 +22,10 @@ _HEADER_VALUE = re.compile(r"""(?i)(authorization["']?\s*[:=]\s*["']?)(?!basic\b
 class WriteKey:
     """A Segment write key that never shows itself in a repr, a str or a log line."""
 
-    __slots__ = ("_header", "_secrets")
+    __slots__ = ("_header", "_secrets", "_value")
 
     def __init__(self, value: str) -> None:
+        self._value = value
         token = base64.b64encode(f"{value}:".encode()).decode("ascii")
         self._header = f"Basic {token}"
         bare = base64.b64encode(value.encode()).decode("ascii")
@@ -37,6 +38,11 @@ class WriteKey:
     def authorization(self) -> str:
         """The ``Authorization`` header value: Basic auth, key as user name, empty password."""
         return self._header
+
+    @property
+    def value(self) -> str:
+        """The key itself (sent in the body alongside an OAuth bearer token)."""
+        return self._value
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -87,6 +87,12 @@ class SegmentHandler(logging.Handler):
             ``Retry-After``, each capped at 300 (default 60).
         path: what follows ``host`` in the endpoint's URL (default ``/v1/batch``); ``host``
             may carry a path prefix for a Segment-compatible endpoint served under one.
+        oauth_client_id: with ``oauth_client_key`` and ``oauth_key_id``, authenticate with
+            OAuth 2.0 bearer tokens (Segment's beta; needs ``segment-logging[oauth]``).
+        oauth_client_key: the OAuth client's RSA private key, PEM text (never shown anywhere).
+        oauth_key_id: the key's id at Segment.
+        oauth_auth_server: defaults to Segment's auth server for the host's region.
+        oauth_scope: the scope asked for (default ``tracking_api:write``).
         on_error: ``callable(exception, messages)`` for messages that were rejected,
             invalid or not delivered; without it they are reported on the
             ``segment_logging`` logger.

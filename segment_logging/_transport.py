@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import encodings.idna  # noqa: F401 - see below
 import ipaddress
+import json
 import os
 import platform
 import sys
@@ -39,6 +40,7 @@ from ._deadline import bound_client, bounded
 from ._diagnostics import plural
 from ._errors import DeliveryError
 from ._messages import format_timestamp
+from ._oauth import DEFAULT_SCOPE, OAuth, TokenRefused, default_auth_server
 from ._options import bool_option, number_option
 from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME, DEFAULT_MAX_RETRY_TIME, RetryPolicy, RetryState, is_retryable
 from ._version import __version__
@@ -235,10 +237,20 @@ class Delivery:
 
 
 def _request(
-    write_key: WriteKey, pieces: Sequence[bytes], context: bytes, gzip: bool, retry_count: int
+    pieces: Sequence[bytes],
+    context: bytes,
+    *,
+    gzip: bool,
+    retry_count: int,
+    authorization: str,
+    write_key_in_body: str | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     body = build_body(pieces, format_timestamp(time.time()), context)
-    headers = {"Authorization": write_key.authorization, "Content-Type": "application/json"}
+    if write_key_in_body is not None:
+        # With OAuth the bearer token authenticates; the source is named in the body,
+        # as Segment's own library does.
+        body = body[:-1] + b',"writeKey":' + json.dumps(write_key_in_body).encode() + b"}"
+    headers = {"Authorization": authorization, "Content-Type": "application/json"}
     if retry_count:
         headers["X-Retry-Count"] = str(retry_count)
     if gzip:
@@ -248,18 +260,21 @@ def _request(
     return body, headers
 
 
-def _failed(exc: Exception, write_key: WriteKey) -> Outcome:
+def _failed(exc: Exception, secrets: Sequence[str]) -> Outcome:
     """The outcome of an attempt that raised: retryable, whatever the exception (a broken
-    codec in a forked child, a custom transport's bug), and named by its type."""
+    codec in a forked child, a custom transport's bug), and named by its type; a refusal
+    by the OAuth server keeps its status (and is not retried)."""
+    if isinstance(exc, TokenRefused):
+        return Outcome(exc.status, detail=redact(str(exc), secrets)[: _SHOWN_ANSWER * 2])
     kind = type(exc).__name__ if isinstance(exc, httpx.HTTPError) else f"unexpected {type(exc).__name__}"
-    return Outcome(None, detail=redact(f"{kind}: {exc}", write_key.secrets)[: _SHOWN_ANSWER * 2])
+    return Outcome(None, detail=redact(f"{kind}: {exc}", secrets)[: _SHOWN_ANSWER * 2])
 
 
-def _answer(response: httpx.Response, data: bytes, write_key: WriteKey) -> Outcome:
+def _answer(response: httpx.Response, data: bytes, secrets: Sequence[str]) -> Outcome:
     detail = ""
     if not response.is_success:
         text = data.decode(response.encoding or "utf-8", errors="replace")
-        detail = redact(text, write_key.secrets)[:_SHOWN_ANSWER]
+        detail = redact(text, secrets)[:_SHOWN_ANSWER]
     return Outcome(
         response.status_code,
         response.headers.get("Retry-After"),
@@ -335,6 +350,7 @@ class _Sender:
         path: str,
         transport: Any,
         transport_type: type,
+        oauth: dict[str, Any],
     ) -> None:
         self.path = check_path(path)
         self.host = check_host(host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST, self.path)
@@ -351,6 +367,34 @@ class _Sender:
         )
         self._transport = transport
         self._url = f"{self.host}{self.path}"
+        self.oauth = _oauth_of(self.host, oauth)
+
+    def _request(
+        self,
+        write_key: WriteKey,
+        pieces: Sequence[bytes],
+        context: bytes,
+        retry_count: int,
+        bearer: str | None,
+    ) -> tuple[bytes, dict[str, str]]:
+        return _request(
+            pieces,
+            context,
+            gzip=self.gzip,
+            retry_count=retry_count,
+            authorization=bearer or write_key.authorization,
+            write_key_in_body=write_key.value if bearer else None,
+        )
+
+    def _secrets(self, write_key: WriteKey) -> tuple[str, ...]:
+        return write_key.secrets + (self.oauth.secrets if self.oauth is not None else ())
+
+    def _renew_token(self, outcome: Outcome, renewed: bool) -> bool:
+        """Whether to clear the OAuth token and make the request again (once, on 401/403)."""
+        if self.oauth is None or renewed or outcome.status not in (401, 403):
+            return False
+        self.oauth.clear()
+        return True
 
     def _client_options(self) -> dict[str, Any]:
         # trust_env (httpx's default) reads HTTPS_PROXY, ALL_PROXY, NO_PROXY and SSL_CERT_FILE.
@@ -413,6 +457,26 @@ class _Sender:
         return f"{type(self).__name__}(host={self.host!r}, timeout={self.timeout!r})"
 
 
+def _oauth_of(host: str, options: dict[str, Any]) -> OAuth | None:
+    """The OAuth settings from the ``oauth_*`` options, or None when none is set."""
+    if all(options[name] is None for name in ("client_id", "client_key", "key_id", "auth_server")):
+        return None
+    auth_server = options["auth_server"] or default_auth_server(host)
+    if not isinstance(auth_server, str):
+        raise ValueError(f"oauth_auth_server must be a str URL, not {type(auth_server).__name__}")
+    try:
+        auth_server = check_host(auth_server, "/token")
+    except ValueError as exc:
+        raise ValueError(f"oauth_auth_server: {exc}") from None
+    return OAuth(
+        client_id=options["client_id"],
+        client_key=options["client_key"],
+        key_id=options["key_id"],
+        auth_server=auth_server,
+        scope=options["scope"],
+    )
+
+
 def as_write_key(write_key: str | WriteKey) -> WriteKey:
     if isinstance(write_key, WriteKey):
         return write_key
@@ -457,6 +521,12 @@ class HttpClient(_Sender):
         max_rate_limit_time: seconds a batch may spend in waits the server asked for
             (``Retry-After``).
         path: what follows ``host`` in the endpoint's URL (default ``/v1/batch``).
+        oauth_client_id: with ``oauth_client_key`` and ``oauth_key_id``, authenticate with
+            OAuth 2.0 bearer tokens instead of the write key alone (needs the ``oauth`` extra).
+        oauth_client_key: the client's RSA private key, PEM text (never shown anywhere).
+        oauth_key_id: the key's id (the JWT's ``kid``).
+        oauth_auth_server: the auth server; defaults to Segment's for the host's region.
+        oauth_scope: the scope asked for (default ``tracking_api:write``).
 
     Raises:
         ValueError: an option is invalid; the message names it.
@@ -472,6 +542,11 @@ class HttpClient(_Sender):
         max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
         max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
         path: str = DEFAULT_PATH,
+        oauth_client_id: str | None = None,
+        oauth_client_key: str | None = None,
+        oauth_key_id: str | None = None,
+        oauth_auth_server: str | None = None,
+        oauth_scope: str = DEFAULT_SCOPE,
     ) -> None:
         super().__init__(
             host,
@@ -482,6 +557,13 @@ class HttpClient(_Sender):
             path=path,
             transport=transport,
             transport_type=httpx.BaseTransport,
+            oauth={
+                "client_id": oauth_client_id,
+                "client_key": oauth_client_key,
+                "key_id": oauth_key_id,
+                "auth_server": oauth_auth_server,
+                "scope": oauth_scope,
+            },
         )
         self._http: httpx.Client | None = None
 
@@ -509,25 +591,48 @@ class HttpClient(_Sender):
     ) -> Outcome:
         """Make one request (following same-host redirects) within ``timeout`` seconds in all.
 
+        With OAuth, a token is fetched first when none is fresh, and a 401 or 403
+        clears it and makes the request once more with a new one.
+
         Never raises for an HTTP or network failure, nor for any other exception
         raised while sending: those come back as an outcome with no status (retryable).
         """
         until = monotonic() + timeout
         url = self._url
         hops = 0
+        renewed = False
         try:
-            body, headers = _request(write_key, pieces, context, self.gzip, retry_count)
             while True:
                 with bounded(until):
-                    outcome = self._post(url, body, headers, until, write_key)
+                    body, headers = self._request(
+                        write_key, pieces, context, retry_count, self._authorize(until)
+                    )
+                    response, data = self._post(url, body, headers, until)
+                outcome = _answer(response, data, self._secrets(write_key))
+                if self._renew_token(outcome, renewed):
+                    renewed, url, hops = True, self._url, 0
+                    continue
                 url, outcome = _follow(url, outcome, hops)  # type: ignore[assignment]
                 if url is None:
                     return outcome
                 hops += 1
         except Exception as exc:  # noqa: BLE001 - any failure of one attempt is worth a retry
-            return _failed(exc, write_key)
+            return _failed(exc, self._secrets(write_key))
 
-    def _post(self, url: str, body: bytes, headers: dict[str, str], until: float, key: WriteKey) -> Outcome:
+    def _authorize(self, until: float) -> str | None:
+        """The bearer Authorization with OAuth (fetching a token if none is fresh), else None."""
+        if self.oauth is None:
+            return None
+        cached = self.oauth.cached()
+        if cached is not None:
+            return cached
+        body, headers = self.oauth.token_request()
+        response, data = self._post(self.oauth.token_url, body, headers, until, whole=True)
+        return self.oauth.take_answer(response.status_code, data)
+
+    def _post(
+        self, url: str, body: bytes, headers: dict[str, str], until: float, *, whole: bool = False
+    ) -> tuple[httpx.Response, bytes]:
         left = until - monotonic()
         if left <= 0:
             raise httpx.TimeoutException("the request's deadline passed before it was sent")
@@ -536,10 +641,11 @@ class HttpClient(_Sender):
         response = client.send(request, stream=True)
         try:
             # A 2xx needs no body (RudderStack answers a plain "OK"); an error's is quoted.
-            data = b"" if response.is_success else _capped(response.iter_bytes(), until)
+            read = whole or not response.is_success
+            data = _capped(response.iter_bytes(), until) if read else b""
         finally:
             response.close()  # an unread body closes the connection rather than being drained
-        return _answer(response, data, key)
+        return response, data
 
     def deliver(
         self,
@@ -667,6 +773,11 @@ class AsyncHttpClient(_Sender):
         max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
         max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
         path: str = DEFAULT_PATH,
+        oauth_client_id: str | None = None,
+        oauth_client_key: str | None = None,
+        oauth_key_id: str | None = None,
+        oauth_auth_server: str | None = None,
+        oauth_scope: str = DEFAULT_SCOPE,
     ) -> None:
         super().__init__(
             host,
@@ -677,6 +788,13 @@ class AsyncHttpClient(_Sender):
             path=path,
             transport=transport,
             transport_type=httpx.AsyncBaseTransport,
+            oauth={
+                "client_id": oauth_client_id,
+                "client_key": oauth_client_key,
+                "key_id": oauth_key_id,
+                "auth_server": oauth_auth_server,
+                "scope": oauth_scope,
+            },
         )
         self._http: httpx.AsyncClient | None = None
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
@@ -704,6 +822,9 @@ class AsyncHttpClient(_Sender):
     ) -> Outcome:
         """Make one request (following same-host redirects) within ``timeout`` seconds in all.
 
+        With OAuth, a token is fetched first when none is fresh, and a 401 or 403
+        clears it and makes the request once more with a new one.
+
         Never raises for an HTTP or network failure, nor for any other exception
         raised while sending (cancellation excepted).
         """
@@ -715,32 +836,50 @@ class AsyncHttpClient(_Sender):
         except asyncio.TimeoutError:
             return Outcome(None, detail=f"timed out after {timeout:g} s (timeout covers the whole request)")
         except Exception as exc:  # noqa: BLE001 - any failure of one attempt is worth a retry
-            return _failed(exc, write_key)
+            return _failed(exc, self._secrets(write_key))
 
     async def _attempt(
         self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes, until: float, retry_count: int
     ) -> Outcome:
-        body, headers = _request(write_key, pieces, context, self.gzip, retry_count)
         url: str | None = self._url
         hops = 0
+        renewed = False
         while True:
             assert url is not None
-            outcome = await self._post(url, body, headers, until, write_key)
+            authorization = await self._authorize()
+            body, headers = self._request(write_key, pieces, context, retry_count, authorization)
+            response, data = await self._post(url, body, headers, until)
+            outcome = _answer(response, data, self._secrets(write_key))
+            if self._renew_token(outcome, renewed):
+                renewed, url, hops = True, self._url, 0
+                continue
             url, outcome = _follow(url, outcome, hops)
             if url is None:
                 return outcome
             hops += 1
 
+    async def _authorize(self) -> str | None:
+        if self.oauth is None:
+            return None
+        cached = self.oauth.cached()
+        if cached is not None:
+            return cached
+        body, headers = self.oauth.token_request()
+        response, data = await self._post(
+            self.oauth.token_url, body, headers, monotonic() + self.timeout, whole=True
+        )
+        return self.oauth.take_answer(response.status_code, data)
+
     async def _post(
-        self, url: str, body: bytes, headers: dict[str, str], until: float, key: WriteKey
-    ) -> Outcome:
+        self, url: str, body: bytes, headers: dict[str, str], until: float, *, whole: bool = False
+    ) -> tuple[httpx.Response, bytes]:
         client = self._client()
         left = max(until - monotonic(), 0.001)
         request = client.build_request("POST", url, content=body, headers=headers, timeout=left)
         response = await client.send(request, stream=True)
+        data = b""
         try:
-            data = b""
-            if not response.is_success:
+            if whole or not response.is_success:
                 try:
                     async for chunk in response.aiter_bytes():
                         data += chunk
@@ -750,7 +889,7 @@ class AsyncHttpClient(_Sender):
                     pass
         finally:
             await response.aclose()
-        return _answer(response, data[:MAX_ANSWER_BYTES], key)
+        return response, data[:MAX_ANSWER_BYTES]
 
     async def deliver(self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"") -> Delivery:
         """Send one batch, retrying as the policy allows, split in halves on a 413.

@@ -48,6 +48,7 @@ from ._clock import monotonic
 from ._diagnostics import RateLimit, plural, quiet_http_loggers, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import from_metadata, plain_track_wire
+from ._oauth import DEFAULT_SCOPE
 from ._options import (
     ErrorCallback,
     Item,
@@ -104,6 +105,11 @@ class Core:
         max_retry_time: float = 60.0,
         max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
         path: str = DEFAULT_PATH,
+        oauth_client_id: str | None = None,
+        oauth_client_key: str | None = None,
+        oauth_key_id: str | None = None,
+        oauth_auth_server: str | None = None,
+        oauth_scope: str = DEFAULT_SCOPE,
         on_error: ErrorCallback | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] | None = None,
@@ -136,6 +142,11 @@ class Core:
             "max_retry_time": number_option("max_retry_time", max_retry_time, minimum=0),
             "max_rate_limit_time": number_option("max_rate_limit_time", max_rate_limit_time, minimum=0),
             "path": path,
+            "oauth_client_id": oauth_client_id,
+            "oauth_client_key": oauth_client_key,
+            "oauth_key_id": oauth_key_id,
+            "oauth_auth_server": oauth_auth_server,
+            "oauth_scope": oauth_scope,
         }
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
         self.host = self._http.host
