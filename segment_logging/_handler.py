@@ -85,6 +85,7 @@ class SegmentHandler(logging.Handler):
             (default 60).
         max_rate_limit_time: seconds a batch may spend in waits the server asked for with
             ``Retry-After``, each capped at 300 (default 60).
+        max_retries: retries of a batch at most (default None: only the two budgets limit them).
         path: what follows ``host`` in the endpoint's URL (default ``/v1/batch``); ``host``
             may carry a path prefix for a Segment-compatible endpoint served under one.
         oauth_client_id: with ``oauth_client_key`` and ``oauth_key_id``, authenticate with

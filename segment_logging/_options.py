@@ -40,6 +40,7 @@ class Options(TypedDict):
     shutdown_timeout: NotRequired[float]
     max_retry_time: NotRequired[float]
     max_rate_limit_time: NotRequired[float]
+    max_retries: NotRequired[int | None]
     path: NotRequired[str]
     oauth_client_id: NotRequired[str | None]
     oauth_client_key: NotRequired[str | None]

@@ -114,12 +114,14 @@ class RetryPolicy:
         max_rate_limit_time: seconds of server-directed waits a batch may spend.
         base_delay: the first backoff, doubled on each further attempt.
         max_delay: the longest single backoff.
+        max_retries: retries of a batch at most (None: only the budgets limit them).
     """
 
     max_retry_time: float = DEFAULT_MAX_RETRY_TIME
     max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME
     base_delay: float = BASE_DELAY
     max_delay: float = MAX_DELAY
+    max_retries: int | None = None
 
     def backoff(self, backoffs: int, rng: random.Random | None = None) -> float:
         """The jittered backoff before retry number ``backoffs + 1`` of the backoff kind."""
@@ -140,6 +142,8 @@ class RetryPolicy:
             elapsed: seconds since the batch's first attempt started.
         """
         if not is_retryable(status):
+            return None
+        if self.max_retries is not None and state.retries >= self.max_retries:
             return None
         backoff = self.backoff(state.backoffs, state.rng)
         asked = parse_retry_after(retry_after)

@@ -41,7 +41,7 @@ from ._diagnostics import plural
 from ._errors import DeliveryError
 from ._messages import format_timestamp
 from ._oauth import DEFAULT_SCOPE, OAuth, TokenRefused, default_auth_server
-from ._options import bool_option, number_option
+from ._options import bool_option, integer_option, number_option
 from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME, DEFAULT_MAX_RETRY_TIME, RetryPolicy, RetryState, is_retryable
 from ._version import __version__
 
@@ -347,6 +347,7 @@ class _Sender:
         gzip: bool,
         max_retry_time: float,
         max_rate_limit_time: float,
+        max_retries: int | None,
         path: str,
         transport: Any,
         transport_type: type,
@@ -364,6 +365,9 @@ class _Sender:
         self.policy = RetryPolicy(
             max_retry_time=number_option("max_retry_time", max_retry_time, minimum=0),
             max_rate_limit_time=number_option("max_rate_limit_time", max_rate_limit_time, minimum=0),
+            max_retries=None
+            if max_retries is None
+            else integer_option("max_retries", max_retries, minimum=0),
         )
         self._transport = transport
         self._url = f"{self.host}{self.path}"
@@ -520,6 +524,7 @@ class HttpClient(_Sender):
         max_retry_time: seconds of backing off after which a failing batch is given up.
         max_rate_limit_time: seconds a batch may spend in waits the server asked for
             (``Retry-After``).
+        max_retries: retries of a batch at most; None (the default) leaves it to the budgets.
         path: what follows ``host`` in the endpoint's URL (default ``/v1/batch``).
         oauth_client_id: with ``oauth_client_key`` and ``oauth_key_id``, authenticate with
             OAuth 2.0 bearer tokens instead of the write key alone (needs the ``oauth`` extra).
@@ -541,6 +546,7 @@ class HttpClient(_Sender):
         gzip: bool = True,
         max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
         max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
+        max_retries: int | None = None,
         path: str = DEFAULT_PATH,
         oauth_client_id: str | None = None,
         oauth_client_key: str | None = None,
@@ -554,6 +560,7 @@ class HttpClient(_Sender):
             gzip=gzip,
             max_retry_time=max_retry_time,
             max_rate_limit_time=max_rate_limit_time,
+            max_retries=max_retries,
             path=path,
             transport=transport,
             transport_type=httpx.BaseTransport,
@@ -772,6 +779,7 @@ class AsyncHttpClient(_Sender):
         gzip: bool = True,
         max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
         max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
+        max_retries: int | None = None,
         path: str = DEFAULT_PATH,
         oauth_client_id: str | None = None,
         oauth_client_key: str | None = None,
@@ -785,6 +793,7 @@ class AsyncHttpClient(_Sender):
             gzip=gzip,
             max_retry_time=max_retry_time,
             max_rate_limit_time=max_rate_limit_time,
+            max_retries=max_retries,
             path=path,
             transport=transport,
             transport_type=httpx.AsyncBaseTransport,
