@@ -21,7 +21,7 @@ import urllib.parse
 import warnings
 import weakref
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -283,17 +283,53 @@ def _answer(response: httpx.Response, data: bytes, secrets: Sequence[str]) -> Ou
     )
 
 
-def _capped(chunks: Iterator[bytes], until: float) -> bytes:
+class _Body:
+    """Up to MAX_ANSWER_BYTES of an answer's body, decompressed within that bound.
+
+    Raw bytes are read (``iter_raw``) and a gzip or deflate body is inflated here
+    with a cap, so a small compressed answer cannot expand into megabytes.
+    """
+
+    def __init__(self, response: httpx.Response) -> None:
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        # wbits 47: a gzip or zlib header, whichever comes.
+        self._inflate = zlib.decompressobj(47) if encoding in ("gzip", "deflate", "x-gzip") else None
+        self.data = b""
+
+    def add(self, chunk: bytes) -> bool:
+        """Take a raw chunk; whether enough has been read."""
+        room = MAX_ANSWER_BYTES - len(self.data)
+        if self._inflate is not None:
+            try:
+                chunk = self._inflate.decompress(chunk, room)
+            except zlib.error:
+                self._inflate = None  # not what it said it was: quote it as it came
+        self.data += chunk[:room]
+        return len(self.data) >= MAX_ANSWER_BYTES
+
+
+def _capped(response: httpx.Response, until: float) -> bytes:
     """Up to MAX_ANSWER_BYTES of an answer's body, read before ``until``."""
-    data = b""
+    body = _Body(response)
     try:
-        for chunk in chunks:
-            data += chunk
-            if len(data) >= MAX_ANSWER_BYTES or monotonic() >= until:
+        for chunk in response.iter_raw():
+            if body.add(chunk) or monotonic() >= until:
                 break
     except httpx.HTTPError:
         pass  # the status is what matters; a body cut short is still worth quoting
-    return data[:MAX_ANSWER_BYTES]
+    return body.data
+
+
+async def _acapped(response: httpx.Response) -> bytes:
+    """The async :func:`_capped` (the caller's ``wait_for`` bounds the time)."""
+    body = _Body(response)
+    try:
+        async for chunk in response.aiter_raw():
+            if body.add(chunk):
+                break
+    except httpx.HTTPError:
+        pass
+    return body.data
 
 
 def _redirect_problem(source: str, target: str) -> str:
@@ -649,7 +685,7 @@ class HttpClient(_Sender):
         try:
             # A 2xx needs no body (RudderStack answers a plain "OK"); an error's is quoted.
             read = whole or not response.is_success
-            data = _capped(response.iter_bytes(), until) if read else b""
+            data = _capped(response, until) if read else b""
         finally:
             response.close()  # an unread body closes the connection rather than being drained
         return response, data
@@ -886,19 +922,11 @@ class AsyncHttpClient(_Sender):
         left = max(until - monotonic(), 0.001)
         request = client.build_request("POST", url, content=body, headers=headers, timeout=left)
         response = await client.send(request, stream=True)
-        data = b""
         try:
-            if whole or not response.is_success:
-                try:
-                    async for chunk in response.aiter_bytes():
-                        data += chunk
-                        if len(data) >= MAX_ANSWER_BYTES:
-                            break
-                except httpx.HTTPError:
-                    pass
+            data = await _acapped(response) if whole or not response.is_success else b""
         finally:
             await response.aclose()
-        return response, data[:MAX_ANSWER_BYTES]
+        return response, data
 
     async def deliver(self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"") -> Delivery:
         """Send one batch, retrying as the policy allows, split in halves on a 413.

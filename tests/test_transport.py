@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import math
 import socket
 import subprocess
 import sys
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -218,6 +220,34 @@ def test_async_endless_error_body_is_read_only_a_little(raw: Callable[..., RawSe
     started = monotonic()
     asyncio.run(main())
     assert monotonic() - started < 4.0
+
+
+_BOMB: list[bytes] = []
+
+
+def _gzip_bomb(conn: socket.socket, stop: threading.Event) -> None:
+    """A 500 whose small gzip body inflates to 50 MB."""
+    body = _BOMB[0]
+    head = b"HTTP/1.1 500 Oops\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body)
+    conn.sendall(head + body)
+
+
+def test_compressed_error_answer_is_inflated_only_a_little(raw: Callable[..., RawServer]) -> None:
+    """A compressed error answer is inflated only up to the few KB quoted: memory stays small."""
+    if not _BOMB:
+        _BOMB.append(gzip.compress(b"0" * 50_000_000, compresslevel=9))
+    server = raw(_gzip_bomb)
+    client = HttpClient(server.url, timeout=5)
+    client.prepare()
+    tracemalloc.start()
+    try:
+        outcome = client.attempt(KEY, PIECES, timeout=5)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    client.close()
+    assert (outcome.status, outcome.detail) == (500, "0" * 200)
+    assert peak < 2_000_000
 
 
 def test_success_does_not_wait_for_a_slow_body(raw: Callable[..., RawServer]) -> None:
