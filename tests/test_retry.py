@@ -115,3 +115,13 @@ def test_backoff_budget_is_used_to_its_end_then_given_up() -> None:
     assert policy.next_wait(state, 503, None, elapsed=5.0) is None
     assert policy.next_wait(RetryState(), 400, None, elapsed=0.0) is None
     assert policy.next_wait(RetryState(), 511, "1", elapsed=0.0) is None
+
+
+def test_max_retries_caps_the_retries() -> None:
+    """With max_retries, the batch is given up after that many retries, budgets notwithstanding."""
+    policy = RetryPolicy(base_delay=0.001, max_retries=2)
+    state = RetryState(rng=random.Random(0))
+    assert policy.next_wait(state, 503, None, 0.0) is not None
+    assert policy.next_wait(state, 429, "5", 0.0) == 5.0
+    assert policy.next_wait(state, 503, None, 0.0) is None
+    assert RetryPolicy(max_retries=0).next_wait(RetryState(), 503, None, 0.0) is None

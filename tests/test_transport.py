@@ -676,3 +676,23 @@ def test_path_option_sets_the_rest_of_the_url(server: SegmentServer) -> None:
         HttpClient(base, path="v1/batch")
     with pytest.raises(ValueError, match="path"):
         SegmentHandler("k", host=base, path="/v1/batch?x=1")
+
+
+@pytest.mark.parametrize("front", ["handler", "processor"])
+def test_front_ends_send_to_a_path_prefixed_endpoint(front: str, logger: Any) -> None:
+    """The handler and the structlog processor take a host with a path prefix and a path option."""
+    from segment_logging.structlog import SegmentProcessor
+
+    with SegmentServer(path_prefix="/jitsu") as server:
+        options: dict[str, Any] = {"host": server.url.removesuffix("/jitsu"), "path": "/jitsu/v1/batch"}
+        if front == "handler":
+            sender: Any = SegmentHandler(server.write_key, **options)
+            logger.addHandler(sender)
+            logger.info("Signup", extra={"segment": {"user_id": "u1"}})
+        else:
+            sender = SegmentProcessor(server.write_key, **options)
+            sender(None, "info", {"event": "Signup", "segment": {"user_id": "u1"}})
+        assert sender.flush(10)
+        sender.close()
+        assert [r.target for r in server.requests] == ["/jitsu/v1/batch"]
+        assert server.events("Signup")
