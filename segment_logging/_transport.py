@@ -114,7 +114,10 @@ def check_host(host: str, path: str = DEFAULT_PATH) -> str:
         raise ValueError(f"host must be a str URL, not {type(host).__name__}")
     if not host.isprintable() or host != host.strip() or " " in host:
         raise ValueError(f"host must be a URL without spaces or control characters, got {_shown(host)!r}")
-    parsed = urllib.parse.urlsplit(host)
+    try:
+        parsed = urllib.parse.urlsplit(host)
+    except ValueError as exc:  # an unclosed IPv6 bracket, say
+        raise ValueError(f"host is not a valid URL ({exc}), got {_shown(host)!r}") from None
     if parsed.username is not None or parsed.password is not None or "@" in parsed.netloc:
         raise ValueError(
             f"host must not carry credentials (user:password@), got {_shown(host)!r}: the write key "

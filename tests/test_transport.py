@@ -397,6 +397,7 @@ def test_host_with_credentials_is_refused_without_echoing_them(host: str) -> Non
         "127.0.0.1:8080",
         "http://127.0.0.1?x=1",
         "http://127.0.0.1#frag",
+        "http://[::1",
     ],
 )
 def test_invalid_hosts_are_refused_at_construction(host: str) -> None:
