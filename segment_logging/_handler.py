@@ -83,9 +83,21 @@ class SegmentHandler(logging.Handler):
         max_queue_size: events waiting at most; past it new ones are dropped and
             counted (default 100,000).
         gzip: compress request bodies (default True).
-        timeout: seconds for each request (default 10).
+        timeout: seconds for each whole request, answer included (default 10).
         shutdown_timeout: the longest ``close()`` or exit waits to deliver (default 5).
-        max_retry_time: seconds after which a failing batch is given up (default 60).
+        max_retry_time: seconds of backing off after which a failing batch is given up
+            (default 60).
+        max_rate_limit_time: seconds a batch may spend in waits the server asked for with
+            ``Retry-After``, each capped at 300 (default 60).
+        max_retries: retries of a batch at most (default None: only the two budgets limit them).
+        path: what follows ``host`` in the endpoint's URL (default ``/v1/batch``); ``host``
+            may carry a path prefix for a Segment-compatible endpoint served under one.
+        oauth_client_id: with ``oauth_client_key`` and ``oauth_key_id``, authenticate with
+            OAuth 2.0 bearer tokens (Segment's beta; needs ``segment-logging[oauth]``).
+        oauth_client_key: the OAuth client's RSA private key, PEM text (never shown anywhere).
+        oauth_key_id: the key's id at Segment.
+        oauth_auth_server: defaults to Segment's auth server for the host's region.
+        oauth_scope: the scope asked for (default ``tracking_api:write``).
         on_error: ``callable(exception, messages)`` for messages that were rejected,
             invalid or not delivered; without it they are reported on the
             ``segment_logging`` logger.

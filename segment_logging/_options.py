@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 
-from ._transport import WriteKey
+from ._auth import WriteKey
 
 if TYPE_CHECKING:
     from typing_extensions import NotRequired
@@ -40,6 +40,14 @@ class Options(TypedDict):
     timeout: NotRequired[float]
     shutdown_timeout: NotRequired[float]
     max_retry_time: NotRequired[float]
+    max_rate_limit_time: NotRequired[float]
+    max_retries: NotRequired[int | None]
+    path: NotRequired[str]
+    oauth_client_id: NotRequired[str | None]
+    oauth_client_key: NotRequired[str | None]
+    oauth_key_id: NotRequired[str | None]
+    oauth_auth_server: NotRequired[str | None]
+    oauth_scope: NotRequired[str]
     on_error: NotRequired[ErrorCallback | None]
     transport: NotRequired[httpx.BaseTransport | None]
     clock: NotRequired[Callable[[], float] | None]

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,12 +34,12 @@ from ._batch import (
     encode_message,
     fits,
 )
-from ._diagnostics import RateLimit, report
+from ._diagnostics import RateLimit, plural, report
 from ._errors import DeliveryError
 from ._messages import BaseMessage, format_timestamp
 from ._options import integer_option, number_option
 from ._retry import is_retryable
-from ._transport import AsyncHttpClient, HttpClient, WriteKey, as_write_key
+from ._transport import AsyncHttpClient, Delivery, HttpClient, WriteKey, as_write_key, raise_failures
 
 
 class Batch:
@@ -185,6 +186,14 @@ def _keep_unsent(exc: BaseException) -> bool:
     return not isinstance(exc, DeliveryError) or is_retryable(exc.status)
 
 
+def _keep_failed_parts(batcher: Batcher, delivery: Delivery) -> None:
+    """After a split batch: keep the parts that may still succeed, then raise for the lost and kept."""
+    for part, error in reversed(delivery.failures):  # each put back in front: last first keeps order
+        if _keep_unsent(error):
+            batcher._restore(Batch(part))
+    raise_failures(delivery)
+
+
 def _check_batcher(batcher: object) -> Batcher:
     if not isinstance(batcher, Batcher):
         raise ValueError(f"batcher must be a Batcher, not {type(batcher).__name__}")
@@ -269,11 +278,12 @@ class AutoBatcher:
             return
         batch = self._batcher.into_batch()
         try:
-            self._client.deliver(self._key, batch.pieces, batch.context)
+            delivery = self._client.deliver(self._key, batch.pieces, batch.context)
         except BaseException as exc:
             if _keep_unsent(exc):
                 self._batcher._restore(batch)
             raise
+        _keep_failed_parts(self._batcher, delivery)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -324,12 +334,27 @@ class AsyncAutoBatcher:
         self._batcher = _check_batcher(batcher)
         self._key: WriteKey = as_write_key(write_key)
         self.flush_interval = number_option("flush_interval", flush_interval, minimum=0.001)
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self._failure_reports = RateLimit()
-        self._closing = False
-        self._closed = False
+        self._closed = False  # no more pushes
+        self._finished = False  # flushed and the client closed: nothing more to do
+
+    def _bind_loop(self) -> None:
+        """Use the running event loop; after another one (a second ``asyncio.run()``),
+        start over with a lock, an event and a ticker of this loop's own."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop() is loop:
+            return
+        if self._loop is not None:
+            self._lock = asyncio.Lock()
+            self._stop = asyncio.Event()
+            if self._closed:
+                self._stop.set()
+            self._ticker = None  # it belonged to the other loop, which ran it to its end or dropped it
+        self._loop = weakref.ref(loop)
 
     async def push(self, message: BaseMessage) -> None:
         """Buffer ``message``; when the batch is full, send it first and start a new one.
@@ -340,6 +365,7 @@ class AsyncAutoBatcher:
             RuntimeError: the AsyncAutoBatcher is closed.
         """
         stamp = time.time()
+        self._bind_loop()
         async with self._lock:
             self._check_open()
             if self._batcher._push(message, stamp) is None:
@@ -352,45 +378,66 @@ class AsyncAutoBatcher:
     async def flush(self) -> None:
         """Send what is buffered; nothing when the buffer is empty.
 
+        After an ``aclose()`` that did not finish (cancelled by a timeout), this
+        still sends what it left buffered.
+
         Raises:
             DeliveryError: the batch could not be sent (kept when it may still succeed).
             RuntimeError: the AsyncAutoBatcher is closed.
         """
+        self._bind_loop()
         async with self._lock:
-            self._check_open()
+            if self._finished:
+                raise RuntimeError(f"{type(self).__name__} is closed")
             await self._send()
 
     async def aclose(self) -> None:
-        """Stop the interval flush, flush, then close the client. Idempotent.
+        """Stop the interval flush, flush, then close the client. Idempotent once it has finished.
+
+        When it does not finish (cancelled, as by ``asyncio.wait_for(auto.aclose(), 1)``,
+        or the last send failed in a way that may pass), what is still buffered is
+        kept and reported: call ``aclose()`` (or ``flush()``) again to deliver it.
 
         Raises:
-            DeliveryError: the last batch could not be sent; it is lost. The client is closed anyway.
+            DeliveryError: the last batch could not be sent (kept when it may still succeed,
+                else lost). The client is closed once nothing is left buffered.
         """
-        if self._closing:
+        if self._finished:
             return
-        self._closing = True
+        self._bind_loop()
+        self._closed = True
         self._stop.set()
         ticker, self._ticker = self._ticker, None
         try:
             if ticker is not None:
                 await ticker  # finishes a flush in progress rather than cutting it short
             async with self._lock:
-                self._closed = True
                 await self._send()
         finally:
-            self._closed = True
-            await self._client.aclose()
+            left = len(self._batcher)
+            if left:
+                report(
+                    logging.WARNING,
+                    "segment-logging: %s.aclose() did not finish: %s still buffered; call aclose() "
+                    "again to deliver them",
+                    type(self).__name__,
+                    plural(left, "message"),
+                )
+            else:
+                self._finished = True
+                await self._client.aclose()
 
     async def _send(self) -> None:
         if not len(self._batcher):
             return
         batch = self._batcher.into_batch()
         try:
-            await self._client.deliver(self._key, batch.pieces, batch.context)
+            delivery = await self._client.deliver(self._key, batch.pieces, batch.context)
         except BaseException as exc:  # CancelledError too: the batch must not vanish with the task
             if _keep_unsent(exc):
                 self._batcher._restore(batch)
             raise
+        _keep_failed_parts(self._batcher, delivery)
 
     async def _flush_every_interval(self) -> None:
         while True:
@@ -424,7 +471,8 @@ class AsyncAutoBatcher:
             raise RuntimeError(f"{type(self).__name__} is closed")
 
     async def __aenter__(self) -> AsyncAutoBatcher:
-        if self._closing:
+        self._bind_loop()
+        if self._closed:
             raise RuntimeError(f"{type(self).__name__} is closed")
         if self._ticker is not None:
             raise RuntimeError(f"{type(self).__name__} is already in an async with block")

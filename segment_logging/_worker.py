@@ -52,6 +52,7 @@ from ._clock import monotonic
 from ._diagnostics import RateLimit, flush_reports, plural, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import from_metadata, plain_track_wire
+from ._oauth import DEFAULT_SCOPE
 from ._options import (
     ErrorCallback,
     Item,
@@ -60,8 +61,9 @@ from ._options import (
     number_option,
     resolve_write_key,
 )
+from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME
 from ._sync import Done, Wakeup
-from ._transport import HttpClient
+from ._transport import DEFAULT_PATH, HttpClient
 
 
 class UnformattedMessage(str):
@@ -134,6 +136,14 @@ class Core:
         timeout: float = 10.0,
         shutdown_timeout: float = 5.0,
         max_retry_time: float = 60.0,
+        max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
+        max_retries: int | None = None,
+        path: str = DEFAULT_PATH,
+        oauth_client_id: str | None = None,
+        oauth_client_key: str | None = None,
+        oauth_key_id: str | None = None,
+        oauth_auth_server: str | None = None,
+        oauth_scope: str = DEFAULT_SCOPE,
         on_error: ErrorCallback | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] | None = None,
@@ -167,6 +177,14 @@ class Core:
             "transport": transport,
             "gzip": gzip,
             "max_retry_time": number_option("max_retry_time", max_retry_time, minimum=0),
+            "max_rate_limit_time": number_option("max_rate_limit_time", max_rate_limit_time, minimum=0),
+            "max_retries": max_retries,
+            "path": path,
+            "oauth_client_id": oauth_client_id,
+            "oauth_client_key": oauth_client_key,
+            "oauth_key_id": oauth_key_id,
+            "oauth_auth_server": oauth_auth_server,
+            "oauth_scope": oauth_scope,
         }
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
         self.host = self._http.host
@@ -570,7 +588,7 @@ class Core:
         if not self._pending:
             self._oldest = None
         try:
-            attempts = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
+            delivery = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
         except DeliveryError as exc:
             self._failed += len(batch)
             self._retried += len(batch) * max(exc.attempts - 1, 0)
@@ -583,8 +601,12 @@ class Core:
             error.__cause__ = exc
             self._report_failure(error, batch)
         else:
-            self._sent += len(batch)
-            self._retried += len(batch) * (attempts - 1)
+            # A batch split after a 413 may be delivered in part: count each part.
+            self._sent += delivery.sent
+            self._retried += delivery.retried
+            for part, error in delivery.failures:
+                self._failed += len(part)
+                self._report_failure(error, part)
         finally:
             self._released += len(batch)
             self._pieces_out += len(batch)

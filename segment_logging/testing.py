@@ -23,6 +23,18 @@ request until resumed).
 It also serves HTTPS when given an ``ssl_context``, and accepts requests
 addressed to it as an HTTP forward proxy (``POST http://host/v1/batch``), so
 tests can check TLS verification and proxy settings.
+
+Modes, for testing a set-up against each kind of endpoint:
+
+* ``SegmentServer()``: Segment (JSON answers, 400 for an over-size body);
+* ``SegmentServer(mode="rudderstack")``: RudderStack (Basic auth required, a plain
+  ``OK``, 413 for a body over ``max_request_bytes``, 4 MB by default);
+* ``SegmentServer(path_prefix="/api/v1/segment")``: an endpoint served under a path
+  (like Jitsu's); ``url`` includes the prefix, so ``host=server.url`` still works;
+* ``SegmentServer(oauth=True)``: Segment with OAuth 2.0: a token endpoint at
+  ``server.oauth_url + "/token"`` that checks an RS256 client assertion, and bearer
+  tokens required on ``/v1/batch``. The client's key pair is made by the server:
+  ``server.oauth_options()`` gives the options a handler needs. Needs ``cryptography``.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import gzip
 import itertools
 import json
 import random
+import secrets
 import socket
 import ssl
 import sys
@@ -45,10 +58,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ._batch import MAX_BATCH_BYTES, MAX_BATCH_SIZE, MAX_MESSAGE_BYTES
+from ._clock import monotonic
 
 __all__ = ["ErrorRecorder", "Fault", "Request", "SegmentServer"]
 
 _TYPES = {"track", "identify", "page", "screen", "group", "alias"}
+RUDDERSTACK_MAX_REQUEST_BYTES = 4_000_000
+"""RudderStack's default request size limit (about 4 MB): above it, 413."""
 _REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId"}
 
 
@@ -98,8 +114,21 @@ class SegmentServer:
         *,
         host: str = "127.0.0.1",
         ssl_context: ssl.SSLContext | None = None,
+        mode: str = "segment",
+        path_prefix: str = "",
+        max_request_bytes: int = RUDDERSTACK_MAX_REQUEST_BYTES,
+        oauth: bool = False,
+        token_lifetime: int = 3600,
     ) -> None:
+        if mode not in ("segment", "rudderstack"):
+            raise ValueError(f"mode must be 'segment' or 'rudderstack', got {mode!r}")
+        if path_prefix and (not path_prefix.startswith("/") or path_prefix.endswith("/")):
+            raise ValueError(f"path_prefix must start with / and not end with one, got {path_prefix!r}")
         self.write_key = write_key
+        self.mode = mode
+        self.path_prefix = path_prefix
+        self.max_request_bytes = max_request_bytes
+        self.oauth: _OAuthJudge | None = _OAuthJudge(token_lifetime) if oauth else None
         self._expected_auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
         self._host = host
         self._ssl_context = ssl_context
@@ -162,7 +191,23 @@ class SegmentServer:
         if not isinstance(host, str):
             host = bytes(host).decode("ascii")
         scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://{host}:{port}"
+        return f"{scheme}://{host}:{port}{self.path_prefix}"
+
+    @property
+    def oauth_url(self) -> str:
+        """The OAuth server's base URL (``oauth_auth_server``): the token endpoint is ``/token`` under it."""
+        return self.url.removesuffix(self.path_prefix) + "/oauth"
+
+    def oauth_options(self) -> dict[str, str]:
+        """The ``oauth_*`` options a client needs to authenticate with this server's OAuth mode."""
+        if self.oauth is None:
+            raise RuntimeError("the server was not started with oauth=True")
+        return {
+            "oauth_client_id": self.oauth.client_id,
+            "oauth_client_key": self.oauth.private_key_pem,
+            "oauth_key_id": self.oauth.key_id,
+            "oauth_auth_server": self.oauth_url,
+        }
 
     # -- faults ---------------------------------------------------------------------
 
@@ -204,7 +249,7 @@ class SegmentServer:
         """
         cycle = itertools.cycle(tuple(statuses))
         with self._lock:
-            self._outage = (time.monotonic() + seconds, cycle)
+            self._outage = (monotonic() + seconds, cycle)
 
     def pause(self) -> None:
         """Hang: hold every request, without answering, until :meth:`resume` (or :meth:`stop`)."""
@@ -253,7 +298,7 @@ class SegmentServer:
                 return self._faults.popleft()
             if self._outage is not None:
                 until, statuses = self._outage
-                if time.monotonic() < until:
+                if monotonic() < until:
                     return Fault(status=next(statuses))
                 self._outage = None
             if self._random is not None:
@@ -305,15 +350,21 @@ class SegmentServer:
     # -- the protocol -----------------------------------------------------------------
 
     def _judge(self, headers: dict[str, str], raw: bytes) -> tuple[int, str, dict[str, Any] | None]:
-        """(status, reason, body) for a request, as Segment would answer it."""
-        if headers.get("authorization") != self._expected_auth:
+        """(status, reason, body) for a request, as Segment (or RudderStack) would answer it."""
+        authorization = headers.get("authorization")
+        if self.oauth is not None:
+            if not self.oauth.accepts(authorization):
+                return 401, "invalid or expired bearer token", None
+        elif authorization != self._expected_auth:
             return 401, "invalid write key", None
         if headers.get("content-encoding", "").lower() == "gzip":
             try:
                 raw = gzip.decompress(raw)
             except (OSError, EOFError):
                 return 400, "body is not valid gzip", None
-        if len(raw) > MAX_BATCH_BYTES:
+        if self.mode == "rudderstack" and len(raw) > self.max_request_bytes:
+            return 413, f"request is {len(raw)} bytes, over {self.max_request_bytes}", None
+        if self.mode == "segment" and len(raw) > MAX_BATCH_BYTES:
             return 400, f"body is {len(raw)} bytes, over {MAX_BATCH_BYTES}", None
         try:
             body = json.loads(raw)
@@ -416,7 +467,12 @@ def _make_handler(server: SegmentServer) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
             # A forward proxy request names the whole URL; serve it as the proxy and the origin.
-            if urllib.parse.urlsplit(self.path).path != "/v1/batch":
+            path = urllib.parse.urlsplit(self.path).path
+            if server.oauth is not None and path == "/oauth/token":
+                status, payload = server.oauth.token(headers, raw)
+                self._answer(status, payload)
+                return
+            if path != server.path_prefix + "/v1/batch":
                 self._answer(404, {"error": "not found"})
                 return
             server._hold()
@@ -436,12 +492,18 @@ def _make_handler(server: SegmentServer) -> type[BaseHTTPRequestHandler]:
                     return
             status, reason, body = server._judge(headers, raw)
             server._record(Request(status, headers, body, fault, reason, target=self.path))
-            self._answer(status, {"success": True} if status == 200 else {"error": reason})
+            if server.mode == "rudderstack":
+                self._answer(status, "OK" if status == 200 else reason)
+            else:
+                self._answer(status, {"success": True} if status == 200 else {"error": reason})
 
-        def _answer(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
+        def _answer(
+            self, status: int, payload: dict[str, Any] | str, extra: dict[str, str] | None = None
+        ) -> None:
+            text = isinstance(payload, str)
+            data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain; charset=utf-8" if text else "application/json")
             self.send_header("Content-Length", str(len(data)))
             for name, value in (extra or {}).items():
                 self.send_header(name, value)
@@ -476,3 +538,112 @@ class ErrorRecorder:
         """Every message handed over, across all calls, in order."""
         with self._lock:
             return [message for _, messages in self.calls for message in messages]
+
+
+class _OAuthJudge:
+    """The OAuth 2.0 side of the fake: issues bearer tokens for a valid RS256 client assertion.
+
+    It makes the client's RSA key pair itself (the private key is handed to the
+    client under test), checks the assertion's signature, ``iss``/``sub``, ``kid``
+    and expiry, and counts the tokens it issued.
+    """
+
+    scope = "tracking_api:write"
+
+    def __init__(self, token_lifetime: int) -> None:
+        try:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+        except ImportError as exc:  # pragma: no cover - the oauth extra is missing
+            raise RuntimeError(
+                "SegmentServer(oauth=True) needs cryptography: pip install segment-logging[oauth]"
+            ) from exc
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._public_key = key.public_key()
+        self.private_key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        self.client_id = "test-oauth-client"
+        self.key_id = "test-key-id"
+        self.token_lifetime = token_lifetime
+        self.tokens_issued = 0
+        self.assertions: list[dict[str, Any]] = []
+        self._valid: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def revoke_all(self) -> None:
+        """Make every issued token invalid (as a rotation on the server would)."""
+        with self._lock:
+            self._valid.clear()
+
+    def accepts(self, authorization: str | None) -> bool:
+        if not authorization or not authorization.startswith("Bearer "):
+            return False
+        with self._lock:
+            expires = self._valid.get(authorization[len("Bearer ") :])
+        return expires is not None and time.time() < expires
+
+    def token(self, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
+        if not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return 415, {"error": "invalid_request", "error_description": "form body expected"}
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode("ascii", "replace")).items()}
+        if form.get("grant_type") != "client_credentials" or form.get("client_assertion_type") != (
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        ):
+            return 400, {
+                "error": "unsupported_grant_type",
+                "error_description": "client credentials expected",
+            }
+        if form.get("scope") != self.scope:
+            return 400, {"error": "invalid_scope", "error_description": f"scope must be {self.scope}"}
+        problem = self._check_assertion(form.get("client_assertion", ""))
+        if problem:
+            return 401, {"error": "invalid_client", "error_description": problem}
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._valid[token] = time.time() + self.token_lifetime
+            self.tokens_issued += 1
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+            "scope": self.scope,
+        }
+
+    def _check_assertion(self, assertion: str) -> str:
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        try:
+            head_b64, claims_b64, signature_b64 = assertion.split(".")
+            head = json.loads(_b64url_decode(head_b64))
+            claims = json.loads(_b64url_decode(claims_b64))
+            signature = _b64url_decode(signature_b64)
+        except ValueError:
+            return "client_assertion is not a JWT"
+        if head.get("alg") != "RS256" or head.get("kid") != self.key_id:
+            return "assertion must be RS256 with the registered kid"
+        try:
+            self._public_key.verify(
+                signature,
+                f"{head_b64}.{claims_b64}".encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except InvalidSignature:
+            return "assertion signature does not verify"
+        now = time.time()
+        if claims.get("iss") != self.client_id or claims.get("sub") != self.client_id:
+            return "iss and sub must be the client id"
+        if not isinstance(claims.get("exp"), int | float) or claims["exp"] < now:
+            return "Token is expired"
+        if not isinstance(claims.get("jti"), str) or not claims.get("aud"):
+            return "jti and aud are required"
+        with self._lock:
+            self.assertions.append(claims)
+        return ""
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -91,3 +91,53 @@ def test_injected_faults_in_order(server: SegmentServer) -> None:
         _post(server, _batch(TRACK))
     assert _post(server, _batch(TRACK)).status_code == 200
     assert [r.status for r in server.requests] == [429, 503, 0, 200]
+
+
+# -- modes ----------------------------------------------------------------------------------------
+
+
+def test_rudderstack_mode_needs_basic_auth_answers_ok_and_413s() -> None:
+    """As RudderStack: Basic auth is required, success is a plain OK, a body over the limit is 413."""
+    with SegmentServer(mode="rudderstack", max_request_bytes=2_000) as server:
+        ok = _post(server, _batch(TRACK))
+        assert (ok.status_code, ok.text, ok.headers["content-type"].split(";")[0]) == (
+            200,
+            "OK",
+            "text/plain",
+        )
+        assert _post(server, _batch(TRACK), key="wrong").status_code == 401
+        big = _post(server, _batch(*[TRACK] * 40))
+        assert big.status_code == 413
+        assert server.message_ids() == ["m1"]
+
+
+def test_path_prefix_mode_serves_under_the_prefix_only() -> None:
+    """With a path prefix, the endpoint is {prefix}/v1/batch, and url includes the prefix."""
+    with SegmentServer(path_prefix="/api/v1/segment") as server:
+        assert server.url.endswith("/api/v1/segment")
+        assert _post(server, _batch(TRACK)).status_code == 200
+        bare = server.url.removesuffix("/api/v1/segment")
+        assert httpx.post(f"{bare}/v1/batch", content=b"{}").status_code == 404
+
+
+def test_oauth_mode_requires_a_bearer_token() -> None:
+    """In OAuth mode the write key's Basic auth is refused on /v1/batch; an unsigned assertion
+    gets no token."""
+    with SegmentServer(oauth=True) as server:
+        assert _post(server, _batch(TRACK)).status_code == 401
+        form = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": "e30.e30.c2ln",
+            "scope": "tracking_api:write",
+        }
+        answer = httpx.post(f"{server.oauth_url}/token", data=form)
+        assert answer.status_code == 401
+        assert server.oauth is not None
+        assert server.oauth.tokens_issued == 0
+
+
+def test_unknown_mode_is_refused() -> None:
+    """A mode the server does not know is a ValueError."""
+    with pytest.raises(ValueError, match="mode"):
+        SegmentServer(mode="posthog")

@@ -1,0 +1,134 @@
+"""One deadline for a whole request, not one timeout per read.
+
+httpx's timeouts apply to each socket operation: a server that trickles its
+headers or an endless body one byte a second never trips them, and holds the
+worker forever. Here every socket operation of the sending thread gets what is
+left of one deadline (:func:`bounded`), through a wrapper around httpcore's
+network backend installed in the transports a client owns (:func:`bound_transport`).
+
+httpx offers no public way to pass a network backend to ``HTTPTransport``; the
+backend lives in the connection pool's ``_network_backend`` attribute (httpcore
+0.17 to 1.x). Where it is missing, requests keep httpx's per-read timeouts and
+the caller's own checks between reads (see ``_transport``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import typing
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpcore
+import httpx
+
+from ._clock import monotonic
+
+_WRITE_SLICE = 16_384
+"""Bytes written per socket call, so a server that reads slowly meets the deadline between calls."""
+
+
+class _State(threading.local):
+    until: float | None = None
+
+
+_state = _State()
+
+
+@contextlib.contextmanager
+def bounded(until: float) -> Iterator[None]:
+    """Make every socket operation of this thread end by the ``monotonic()`` instant ``until``."""
+    previous, _state.until = _state.until, until
+    try:
+        yield
+    finally:
+        _state.until = previous
+
+
+def _left(timeout: float | None, error: type[Exception]) -> float | None:
+    until = _state.until
+    if until is None:
+        return timeout
+    left = until - monotonic()
+    if left <= 0:
+        raise error("the request's deadline passed (timeout covers the whole request)")
+    return left if timeout is None else min(timeout, left)
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        for start in range(0, len(buffer), _WRITE_SLICE):
+            self._inner.write(buffer[start : start + _WRITE_SLICE], _left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _Stream(
+            self._inner.start_tls(ssl_context, server_hostname, _left(timeout, httpcore.ConnectTimeout))
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, _left(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
+        return _Stream(stream)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(
+            path, _left(timeout, httpcore.ConnectTimeout), socket_options
+        )
+        return _Stream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def bound_transport(transport: object) -> bool:
+    """Install the deadline in an ``httpx.HTTPTransport``'s pool; whether it could be."""
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if backend is None:
+        return False
+    if not isinstance(backend, _Backend):
+        pool._network_backend = _Backend(backend)  # type: ignore[union-attr]
+    return True
+
+
+def bound_client(client: httpx.Client) -> bool:
+    """Install the deadline in every transport of ``client`` (proxies from the environment too)."""
+    transports: list[object] = [getattr(client, "_transport", None)]
+    mounts = getattr(client, "_mounts", None)
+    if isinstance(mounts, typing.Mapping):
+        transports.extend(mounts.values())
+    bound = True
+    for transport in transports:
+        if isinstance(transport, httpx.HTTPTransport):
+            bound = bound_transport(transport) and bound
+    return bound
