@@ -11,9 +11,9 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _diagnostics
-from ._capture import capture_fields, capture_metadata
 from ._diagnostics import worker_threads
 from ._options import Item, Options, check_option_names
+from ._values import capture_fields, capture_metadata
 from ._worker import Core, unformatted
 
 if TYPE_CHECKING:

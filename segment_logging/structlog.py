@@ -24,10 +24,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._capture import capture_fields, capture_metadata
 from ._diagnostics import RateLimit, report
 from ._handler import STRUCTLOG_KEYS, SegmentHandler, structlog_fields
 from ._options import Options, check_option_names
+from ._values import capture_fields, capture_metadata
 from ._worker import Core
 
 if TYPE_CHECKING:
