@@ -39,7 +39,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -115,6 +115,7 @@ class SegmentServer:
         self.requests: list[Request] = []
         self.messages: list[dict[str, Any]] = []
         self.truncated = 0
+        self._listeners: list[Callable[[Request], object]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -302,6 +303,16 @@ class SegmentServer:
             self._random = None
             self._outage = None
 
+    def add_listener(self, callback: Callable[[Request], object]) -> None:
+        """Call ``callback(request)`` for every request once answered (accepted or not).
+
+        It runs on the request's thread, after the request is recorded: accepted
+        ones have ``status`` 200 and their ``messages``; rejected ones their
+        ``status`` and ``reason``. What it raises is ignored.
+        """
+        with self._lock:
+            self._listeners.append(callback)
+
     # -- the protocol -----------------------------------------------------------------
 
     def _judge(self, headers: dict[str, str], raw: bytes) -> tuple[int, str, dict[str, Any] | None]:
@@ -345,6 +356,12 @@ class SegmentServer:
                 self.messages.extend(accepted)
             self.requests.append(request)
             self._lock.notify_all()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(request)
+            except Exception:  # noqa: BLE001 - a listener's bug must not break the server
+                pass
 
 
 def _check_message(message: object) -> str:
