@@ -46,7 +46,7 @@ from typing import Any
 
 from ._batch import MAX_BATCH_BYTES, MAX_BATCH_SIZE, MAX_MESSAGE_BYTES
 
-__all__ = ["ErrorRecorder", "Fault", "Request", "SegmentServer"]
+__all__ = ["ErrorRecorder", "Fault", "Request", "SegmentEvents", "SegmentServer"]
 
 _TYPES = {"track", "identify", "page", "screen", "group", "alias"}
 _REQUIRED = {"track": "event", "group": "groupId", "alias": "previousId"}
@@ -490,3 +490,6 @@ class ErrorRecorder:
         """Every message handed over, across all calls, in order."""
         with self._lock:
             return [message for _, messages in self.calls for message in messages]
+
+
+from ._capture import SegmentEvents  # noqa: E402 - it builds on SegmentServer, defined above
