@@ -107,7 +107,8 @@ class SegmentEvents:
 
     def flush(self) -> bool:
         """Wait until every live core delivered what was logged; True when all did in time."""
-        return all([core.flush(self.flush_timeout) for core in list(_worker._live)])
+        settled = [core.flush(self.flush_timeout) for core in list(_worker._live)]  # each, no short cut
+        return all(settled)
 
     @property
     def messages(self) -> list[dict[str, Any]]:

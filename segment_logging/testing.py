@@ -28,6 +28,7 @@ tests can check TLS verification and proxy settings.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import itertools
 import json
@@ -358,10 +359,8 @@ class SegmentServer:
             self._lock.notify_all()
             listeners = list(self._listeners)
         for listener in listeners:
-            try:
+            with contextlib.suppress(Exception):  # a listener's bug must not break the server
                 listener(request)
-            except Exception:  # noqa: BLE001 - a listener's bug must not break the server
-                pass
 
 
 def _check_message(message: object) -> str:

@@ -68,7 +68,7 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def test_segment_server_points_the_environment_at_it(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """segment_server sets SEGMENT_HOST and SEGMENT_WRITE_KEY for the test, unsets SEGMENT_SEND, restores all."""
+    """segment_server sets SEGMENT_HOST and SEGMENT_WRITE_KEY, unsets SEGMENT_SEND; all restored after."""
     pytester.makepyfile(
         """
         import os
