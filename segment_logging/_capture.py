@@ -157,7 +157,7 @@ class SegmentEvents:
         __tracebackhide__ = True
         expected = {"type": type, **{_camel(name): value for name, value in fields.items()}}
         messages = self.messages
-        for message in reversed(messages):
+        for message in messages[::-1]:  # the latest match
             if not _differences(expected, message):
                 return message
         raise AssertionError(self._explain(expected, messages))
