@@ -91,6 +91,9 @@ class SegmentServer:
         write_key: the key it accepts (any other gets 401).
         host: the address to bind; loopback only by default.
         ssl_context: a server-side context to serve HTTPS with (``url`` then starts with https).
+        port: the port to bind; 0 (the default) picks a free one.
+        pages: answers ``GET`` requests: called with the request path, returns
+            ``(status, content type, body)``; without it, every ``GET`` gets 404.
     """
 
     def __init__(
@@ -98,11 +101,15 @@ class SegmentServer:
         write_key: str = "test-write-key",
         *,
         host: str = "127.0.0.1",
+        port: int = 0,
+        pages: Callable[[str], tuple[int, str, bytes]] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.write_key = write_key
         self._expected_auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
         self._host = host
+        self._port = port
+        self._pages = pages
         self._ssl_context = ssl_context
         self._lock = threading.Condition()
         self._faults: deque[Fault] = deque()
@@ -126,7 +133,7 @@ class SegmentServer:
         """Start serving in a background thread; returns self."""
         if self._server is not None:
             return self
-        self._server = _HTTPServer((self._host, 0), _make_handler(self))
+        self._server = _HTTPServer((self._host, self._port), _make_handler(self))
         self._server.daemon_threads = True
         if self._ssl_context is not None:
             # The handshake happens on the request's own thread, so a client that
@@ -416,6 +423,18 @@ def _make_handler(server: SegmentServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
             pass  # quiet: tests read server.requests instead
+
+        def do_GET(self) -> None:  # stdlib's name
+            if server._pages is None:
+                self._answer(404, {"error": "not found"})
+                return
+            status, content_type, data = server._pages(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
 
         def do_POST(self) -> None:  # stdlib's name (ruff's N802 knows overrides)
             server._begin()
