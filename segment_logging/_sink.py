@@ -100,6 +100,12 @@ class Sink:
         """Stop serving. Idempotent."""
         self.server.stop()
 
+    def __enter__(self) -> Sink:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     @property
     def url(self) -> str:
         """The URL to give the app as ``SEGMENT_HOST`` (and to open for the live page)."""
