@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from segment_logging.testing import SegmentEvents, SegmentServer
 pytest_plugins = ["pytester"]
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "testing_with_pytest"
 
 # The app under test configures its handler at import, for the real host (here a second fake
 # Segment standing in for it, so a test can see that nothing reached it).
@@ -322,3 +326,18 @@ def test_readme_testing_example_passes(pytester: pytest.Pytester) -> None:
     example = next(block for block in blocks if "segment_events" in block)
     pytester.makepyfile(test_readme_example=example)
     _run(pytester).assert_outcomes(passed=example.count("\ndef test_"))
+
+
+def test_the_example_test_suite_passes() -> None:
+    """examples/testing_with_pytest (app configured at import, conftest, tests) passes as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGMENT_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(EXAMPLE), "-p", "no:cacheprovider", "-p", "no:hypothesispytest"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=EXAMPLE,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout
