@@ -282,6 +282,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C (SIGINT) or SIGTERM; returns the exit status."""
     err = sys.stderr
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")  # an event name the terminal cannot encode still gets its line
     if not _is_loopback(args.host):
         err.write(
             f"warning: listening on {args.host}, not only this machine: anyone who can reach it can "
@@ -298,10 +301,13 @@ def run(args: argparse.Namespace) -> int:
     # Handled, not left to KeyboardInterrupt: a shell starts background jobs with SIGINT
     # ignored, and `kill -INT` should stop the sink there too.
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    keys = "only the write key given with --write-key" if args.write_key else "any write key"
+    if args.write_key:
+        keys, key_hint = "only the write key given with --write-key", "with SEGMENT_WRITE_KEY set to that key"
+    else:
+        keys, key_hint = "any write key", "with any SEGMENT_WRITE_KEY"
     print(
         f"Fake Segment listening on {sink.url}, accepting {keys}; nothing is forwarded anywhere.\n"
-        f"  Point your app at it:  export SEGMENT_HOST={sink.url}\n"
+        f"  Point your app at it:  export SEGMENT_HOST={sink.url}  ({key_hint}, and no SEGMENT_SEND=0)\n"
         f"  Live page:             {sink.url}/\n"
         "  Ctrl-C to stop.",
         flush=True,

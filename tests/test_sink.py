@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -194,3 +195,14 @@ def test_the_sink_keeps_only_the_latest_events(make_sink: MakeSink) -> None:
     assert events[0]["message"]["event"] == "E5"
     assert sink.server.messages == []
     assert json.dumps(events[-1]["message"]).count(f"E{KEPT + 4}") == 1
+
+
+def test_the_sink_listens_on_the_port_asked(logger: logging.Logger) -> None:
+    """Sink(port=N) listens on exactly that port (8765 by default)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Sink(port=port, out=io.StringIO()) as sink:
+        assert sink.url == f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{sink.url}/events").json() == {"events": [], "last": 0}
+    assert Sink(out=io.StringIO()).server._port == 8765
