@@ -76,6 +76,7 @@ class SegmentEvents:
         self.server = server
         self.flush_timeout = flush_timeout
         self._restores: list[Callable[[], None]] = []
+        self._settled = True
         self._invalid_before: weakref.WeakKeyDictionary[_worker.Core, int] = weakref.WeakKeyDictionary()
 
     # -- life cycle -----------------------------------------------------------------
@@ -108,7 +109,8 @@ class SegmentEvents:
     def flush(self) -> bool:
         """Wait until every live core delivered what was logged; True when all did in time."""
         settled = [core.flush(self.flush_timeout) for core in list(_worker._live)]  # each, no short cut
-        return all(settled)
+        self._settled = all(settled)
+        return self._settled
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -211,6 +213,10 @@ class SegmentEvents:
                 lines += [f"    {difference}" for difference in _differences(expected, message)]
         else:
             lines.append("nothing was sent")
+        if not self._settled:
+            lines.append(
+                f"some events were still being delivered after flush_timeout ({self.flush_timeout:g} s)"
+            )
         for request in self.server.requests:
             if request.status != 200:
                 lines.append(f"a request was rejected ({request.status}): {request.reason}")

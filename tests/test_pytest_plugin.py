@@ -341,3 +341,21 @@ def test_the_example_test_suite_passes() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 passed" in done.stdout
+
+
+def test_a_failure_says_when_delivery_had_not_finished(server: SegmentServer, logger: logging.Logger) -> None:
+    """When the fake Segment hangs past flush_timeout, the failure says events were still on their way."""
+    handler = SegmentHandler(server.write_key, host=server.url, shutdown_timeout=2)
+    logger.addHandler(handler)
+    try:
+        with SegmentEvents(server, flush_timeout=0.2) as events:
+            server.pause()
+            logger.info("Signup", extra={"segment": {"user_id": "u1"}})
+            with pytest.raises(AssertionError, match=r"still being delivered after flush_timeout \(0.2 s\)"):
+                events.assert_tracked("Signup")
+            server.resume()
+            events.assert_tracked("Signup", user_id="u1")
+    finally:
+        server.resume()
+        logger.removeHandler(handler)
+        handler.close()
