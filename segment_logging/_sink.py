@@ -9,6 +9,7 @@ It keeps the latest events in memory only and never forwards anything.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -115,6 +116,7 @@ class Sink:
 
     def _on_request(self, request: Request) -> None:
         received = time.time()
+        self.server.clear()  # it keeps everything, for tests; a sink runs for days and keeps its own
         if request.status == 200:
             entries: list[dict[str, Any]] = [{"message": message} for message in request.messages]
         else:
@@ -132,9 +134,10 @@ class Sink:
                 entry["seq"] = self._seq
                 entry["received"] = received
                 self._entries.append(entry)
-                self._out.write(self._line(entry) + "\n")
-            self._out.flush()
-        self.server.clear()  # it keeps everything, for tests; a sink runs for days and keeps its own
+            # A closed pipe (the sink piped into `head`) must not stop the live page.
+            with contextlib.suppress(OSError, ValueError):
+                self._out.write("".join(self._line(entry) + "\n" for entry in entries))
+                self._out.flush()
 
     def _line(self, entry: dict[str, Any]) -> str:
         clock = time.strftime("%H:%M:%S", time.localtime(entry["received"]))
@@ -219,8 +222,10 @@ def _short(value: object) -> str:
 
 
 def _is_terminal(out: TextIO) -> bool:
-    isatty = getattr(out, "isatty", None)
-    return bool(isatty is not None and isatty())
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):  # not a file, or a closed one
+        return False
 
 
 def _no_color() -> bool:

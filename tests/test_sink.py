@@ -206,3 +206,13 @@ def test_the_sink_listens_on_the_port_asked(logger: logging.Logger) -> None:
         assert sink.url == f"http://127.0.0.1:{port}"
         assert httpx.get(f"{sink.url}/events").json() == {"events": [], "last": 0}
     assert Sink(out=io.StringIO()).server._port == 8765
+
+
+def test_a_closed_output_does_not_stop_the_page(logger: logging.Logger) -> None:
+    """When the terminal output is gone (piped into `head`), events still reach the live page."""
+    out = io.StringIO()
+    out.close()
+    with Sink(port=0, out=out) as sink:
+        _send(sink, logger, {"name": "Signup", "user_id": "u1"})
+        events = httpx.get(f"{sink.url}/events").json()["events"]
+    assert [entry["message"]["event"] for entry in events] == ["Signup"]
