@@ -85,6 +85,7 @@ class Sink:
         self._lock = threading.Lock()
         self._entries: deque[dict[str, Any]] = deque(maxlen=KEPT)
         self._seq = 0
+        self._loopback_only = _is_loopback(host)
         self.server = _SinkServer(write_key, host=host, port=port, pages=self._page)
         self.server.add_listener(self._on_request)
 
@@ -154,7 +155,11 @@ class Sink:
 
     # -- the live page ----------------------------------------------------------------
 
-    def _page(self, target: str) -> tuple[int, str, bytes]:
+    def _page(self, target: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        if self._loopback_only and not _is_loopback(_host_name(headers.get("host", ""))):
+            # A web page the developer has open elsewhere could otherwise read the events
+            # through DNS rebinding: only the names of this machine are served.
+            return 403, "application/json", b'{"error": "this sink answers to 127.0.0.1 or localhost only"}'
         parts = urllib.parse.urlsplit(target)
         if parts.path == "/":
             page = resources.files("segment_logging").joinpath("_sink_page.html").read_bytes()
@@ -230,6 +235,11 @@ def _is_terminal(out: TextIO) -> bool:
 
 def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
+
+
+def _host_name(host_header: str) -> str:
+    """The host name of a ``Host`` header: ``127.0.0.1:8765`` and ``[::1]:8765`` alike."""
+    return urllib.parse.urlsplit(f"//{host_header}").hostname or ""
 
 
 def _is_loopback(host: str) -> bool:

@@ -92,8 +92,9 @@ class SegmentServer:
         host: the address to bind; loopback only by default.
         ssl_context: a server-side context to serve HTTPS with (``url`` then starts with https).
         port: the port to bind; 0 (the default) picks a free one.
-        pages: answers ``GET`` requests: called with the request path, returns
-            ``(status, content type, body)``; without it, every ``GET`` gets 404.
+        pages: answers ``GET`` requests: called with the request target and its headers
+            (lower-case names), returns ``(status, content type, body)``; without it,
+            every ``GET`` gets 404.
     """
 
     def __init__(
@@ -102,7 +103,7 @@ class SegmentServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        pages: Callable[[str], tuple[int, str, bytes]] | None = None,
+        pages: Callable[[str, dict[str, str]], tuple[int, str, bytes]] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.write_key = write_key
@@ -428,7 +429,8 @@ def _make_handler(server: SegmentServer) -> type[BaseHTTPRequestHandler]:
             if server._pages is None:
                 self._answer(404, {"error": "not found"})
                 return
-            status, content_type, data = server._pages(self.path)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, content_type, data = server._pages(self.path, headers)
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))

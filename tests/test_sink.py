@@ -216,3 +216,14 @@ def test_a_closed_output_does_not_stop_the_page(logger: logging.Logger) -> None:
         _send(sink, logger, {"name": "Signup", "user_id": "u1"})
         events = httpx.get(f"{sink.url}/events").json()["events"]
     assert [entry["message"]["event"] for entry in events] == ["Signup"]
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [("evil.example", 403), ("evil.example:8765", 403), ("localhost:8765", 200), ("127.0.0.1", 200)],
+)
+def test_the_page_answers_only_to_this_machines_names(make_sink: MakeSink, host: str, status: int) -> None:
+    """The page and its data refuse a foreign Host header (DNS rebinding from another web page)."""
+    sink, _ = make_sink()
+    for path in ("/", "/events"):
+        assert httpx.get(sink.url + path, headers={"Host": host}).status_code == status
