@@ -173,22 +173,16 @@ def test_serve_warns_when_listening_beyond_this_machine(serving: list[_Serving])
     assert "warning: listening on 0.0.0.0, not only this machine" in err
 
 
-def test_a_port_in_use_is_a_clear_error() -> None:
+def test_a_port_in_use_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     """When the port is taken, serve says so and suggests --port, with status 1 and no traceback."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "segment_logging", "serve", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    assert done.returncode == 1
-    assert f"error: cannot listen on 127.0.0.1:{port}" in done.stderr
-    assert "--port" in done.stderr
-    assert "Traceback" not in done.stderr
+        status, _, err = _cli_main(capsys, "serve", "--port", str(port))
+    assert status == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}" in err
+    assert "--port" in err
 
 
 def test_serve_with_a_write_key_rejects_others(serving: list[_Serving]) -> None:
