@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, TextIO
 
@@ -178,7 +179,7 @@ class Sink:
         return 404, "application/json", b'{"error": "not found"}'
 
 
-def describe(message: dict[str, Any], *, paint: Any = None) -> str:
+def describe(message: dict[str, Any], *, paint: Callable[[str, str], str] | None = None) -> str:
     """One readable line for a message: type, name, user, and its first few properties or traits."""
     kind = str(message.get("type", "?"))
     label = f"{kind:<8}"
