@@ -103,9 +103,13 @@ class SegmentHandler(logging.Handler):
             ``segment_logging`` logger.
         transport: an httpx transport, for proxies, custom TLS and tests.
         clock: a monotonic clock for the flush interval (tests inject one).
+        send: False to send nothing: events are still validated, converted, counted
+            in ``stats()["sent"]`` and invalid ones reported, but nothing leaves the
+            process and no write key is needed (tests, CI, local development).
+            Defaults to ``$SEGMENT_SEND`` (``0``/``false`` to switch off), else True.
 
     Raises:
-        ValueError: no write key, or an option out of range (the message names it).
+        ValueError: no write key while sending, or an option out of range (the message names it).
     """
 
     def __init__(

@@ -51,6 +51,7 @@ class Options(TypedDict):
     on_error: NotRequired[ErrorCallback | None]
     transport: NotRequired[httpx.BaseTransport | None]
     clock: NotRequired[Callable[[], float] | None]
+    send: NotRequired[bool | None]
 
 
 def number_option(name: str, value: object, *, minimum: float, maximum: float | None = None) -> float:
@@ -106,15 +107,33 @@ def integer_option(name: str, value: object, *, minimum: int, maximum: int | Non
     return int(number)
 
 
-def resolve_write_key(write_key: str | None) -> WriteKey:
-    """The write key given, else ``$SEGMENT_WRITE_KEY``.
+def resolve_send(send: object) -> bool:
+    """The ``send`` option given, else ``$SEGMENT_SEND`` (true/false, 1/0, ...), else True.
 
     Raises:
-        ValueError: neither is set (the message names ``write_key``).
+        ValueError: a value that is not a bool or bool text (the message names it).
+    """
+    if send is not None:
+        return bool_option("send", send)
+    from_env = os.environ.get("SEGMENT_SEND", "").strip()
+    return bool_option("SEGMENT_SEND", from_env) if from_env else True
+
+
+def resolve_write_key(write_key: str | None, *, send: bool = True) -> WriteKey:
+    """The write key given, else ``$SEGMENT_WRITE_KEY``; with ``send=False`` none is needed.
+
+    Raises:
+        ValueError: neither is set while sending (the message names ``write_key`` and
+            how to switch sending off).
     """
     value = write_key if write_key is not None else os.environ.get("SEGMENT_WRITE_KEY")
+    if not value and not send:
+        return WriteKey("")  # never used: nothing is sent
     if not value:
-        raise ValueError("write_key is required: pass write_key=... or set SEGMENT_WRITE_KEY")
+        raise ValueError(
+            "write_key is required: pass write_key=... or set SEGMENT_WRITE_KEY; to send nothing "
+            "(local development, tests, CI), pass send=False or set SEGMENT_SEND=0"
+        )
     if not isinstance(value, str):
         raise ValueError(f"write_key must be a str, not {type(value).__name__}")
     return WriteKey(value)

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 
 from . import _lifecycle
+from ._auth import WriteKey
 from ._batch import (
     DEFAULT_BATCH_BYTES,
     MAX_BATCH_BYTES,
@@ -59,11 +60,12 @@ from ._options import (
     bool_option,
     integer_option,
     number_option,
+    resolve_send,
     resolve_write_key,
 )
 from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME
 from ._sync import Done, Wakeup
-from ._transport import DEFAULT_PATH, HttpClient
+from ._transport import DEFAULT_PATH, Delivery, HttpClient
 
 
 class UnformattedMessage(str):
@@ -147,8 +149,10 @@ class Core:
         on_error: ErrorCallback | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] | None = None,
+        send: bool | None = None,
     ) -> None:
-        self._key = resolve_write_key(write_key)
+        self.send = resolve_send(send)
+        self._key = resolve_write_key(write_key, send=self.send)
         self.max_batch_size = integer_option(
             "max_batch_size", max_batch_size, minimum=1, maximum=MAX_BATCH_SIZE
         )
@@ -187,6 +191,7 @@ class Core:
             "oauth_scope": oauth_scope,
         }
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
+        self._redirected: tuple[HttpClient, WriteKey] | None = None
         self.host = self._http.host
         self.write_key_token = hash(self._key.authorization)  # compares sources, shows nothing
         self._on_error = on_error
@@ -432,6 +437,31 @@ class Core:
         """Forget the parent's queue, lock, connections and worker (they are the parent's)."""
         self._setup()
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
+        if self._redirected is not None:
+            http, key = self._redirected
+            self._redirected = (HttpClient(http.host, timeout=http.timeout, gzip=http.gzip), key)
+
+    def redirect(self, host: str, write_key: str) -> Callable[[], None]:
+        """Send to ``host`` with ``write_key`` from now on, even with ``send=False``; for tests.
+
+        The pytest plugin's ``segment_events`` points every live core at a fake
+        Segment this way. Flush before calling the returned function, which
+        restores the configured host, key and ``send``.
+        """
+        http = HttpClient(
+            host,
+            timeout=self._http.timeout,
+            gzip=self._http.gzip,
+            max_retry_time=self._http.policy.max_retry_time,
+        )
+        self._redirected = (http, WriteKey(write_key))  # one assignment: the worker reads it once
+
+        def restore() -> None:
+            if self._redirected is not None and self._redirected[0] is http:
+                self._redirected = None
+            http.close()
+
+        return restore
 
     # -- the worker ------------------------------------------------------------------
 
@@ -587,8 +617,16 @@ class Core:
         self._pending_bytes -= sum(map(len, batch))
         if not self._pending:
             self._oldest = None
+        redirected = self._redirected  # read once: a test may restore it meanwhile
         try:
-            delivery = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
+            if redirected is not None:
+                delivery = redirected[0].deliver(
+                    redirected[1], batch, wait=self._pause, deadline=self._deadline
+                )
+            elif self.send:
+                delivery = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
+            else:  # send=False: validated, converted and counted; nothing leaves the process
+                delivery = Delivery(len(batch), requests=1, sent=len(batch), carried=len(batch))
         except DeliveryError as exc:
             self._failed += len(batch)
             self._retried += len(batch) * max(exc.attempts - 1, 0)

@@ -53,10 +53,11 @@ class SegmentProcessor:
         handler: an existing SegmentHandler whose queue, worker and connections this
             processor shares (then pass no other argument: the handler's options apply).
         **options: the same keyword options as SegmentHandler (``host``,
-            ``max_batch_size``, ``flush_interval``, ``on_error``, ...).
+            ``max_batch_size``, ``flush_interval``, ``on_error``, ``send``, ...).
+            ``send=False`` (or ``$SEGMENT_SEND=0``) sends nothing and needs no write key.
 
     Raises:
-        ValueError: no write key, an option out of range (the message names it), or
+        ValueError: no write key while sending, an option out of range (the message names it), or
             ``handler`` combined with a write key or options.
     """
 

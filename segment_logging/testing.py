@@ -40,6 +40,7 @@ Modes, for testing a set-up against each kind of endpoint:
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import itertools
 import json
@@ -52,7 +53,7 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -60,7 +61,7 @@ from typing import Any
 from ._batch import MAX_BATCH_BYTES, MAX_BATCH_SIZE, MAX_MESSAGE_BYTES
 from ._clock import monotonic
 
-__all__ = ["ErrorRecorder", "Fault", "Request", "SegmentServer"]
+__all__ = ["ErrorRecorder", "Fault", "Request", "SegmentEvents", "SegmentServer"]
 
 _TYPES = {"track", "identify", "page", "screen", "group", "alias"}
 RUDDERSTACK_MAX_REQUEST_BYTES = 4_000_000
@@ -106,6 +107,10 @@ class SegmentServer:
         write_key: the key it accepts (any other gets 401).
         host: the address to bind; loopback only by default.
         ssl_context: a server-side context to serve HTTPS with (``url`` then starts with https).
+        port: the port to bind; 0 (the default) picks a free one.
+        pages: answers ``GET`` requests: called with the request target and its headers
+            (lower-case names), returns ``(status, content type, body)``; without it,
+            every ``GET`` gets 404.
     """
 
     def __init__(
@@ -113,6 +118,8 @@ class SegmentServer:
         write_key: str = "test-write-key",
         *,
         host: str = "127.0.0.1",
+        port: int = 0,
+        pages: Callable[[str, dict[str, str]], tuple[int, str, bytes]] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         mode: str = "segment",
         path_prefix: str = "",
@@ -131,6 +138,8 @@ class SegmentServer:
         self.oauth: _OAuthJudge | None = _OAuthJudge(token_lifetime) if oauth else None
         self._expected_auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
         self._host = host
+        self._port = port
+        self._pages = pages
         self._ssl_context = ssl_context
         self._lock = threading.Condition()
         self._faults: deque[Fault] = deque()
@@ -144,6 +153,7 @@ class SegmentServer:
         self.requests: list[Request] = []
         self.messages: list[dict[str, Any]] = []
         self.truncated = 0
+        self._listeners: list[Callable[[Request], object]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -153,7 +163,7 @@ class SegmentServer:
         """Start serving in a background thread; returns self."""
         if self._server is not None:
             return self
-        self._server = _HTTPServer((self._host, 0), _make_handler(self))
+        self._server = _HTTPServer((self._host, self._port), _make_handler(self))
         self._server.daemon_threads = True
         if self._ssl_context is not None:
             # The handshake happens on the request's own thread, so a client that
@@ -347,6 +357,16 @@ class SegmentServer:
             self._random = None
             self._outage = None
 
+    def add_listener(self, callback: Callable[[Request], object]) -> None:
+        """Call ``callback(request)`` for every request once answered (accepted or not).
+
+        It runs on the request's thread, after the request is recorded: accepted
+        ones have ``status`` 200 and their ``messages``; rejected ones their
+        ``status`` and ``reason``. What it raises is ignored.
+        """
+        with self._lock:
+            self._listeners.append(callback)
+
     # -- the protocol -----------------------------------------------------------------
 
     def _judge(self, headers: dict[str, str], raw: bytes) -> tuple[int, str, dict[str, Any] | None]:
@@ -396,6 +416,10 @@ class SegmentServer:
                 self.messages.extend(accepted)
             self.requests.append(request)
             self._lock.notify_all()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            with contextlib.suppress(Exception):  # a listener's bug must not break the server
+                listener(request)
 
 
 def _check_message(message: object) -> str:
@@ -454,6 +478,19 @@ def _make_handler(server: SegmentServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
             pass  # quiet: tests read server.requests instead
+
+        def do_GET(self) -> None:  # stdlib's name
+            if server._pages is None:
+                self._answer(404, {"error": "not found"})
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, content_type, data = server._pages(self.path, headers)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
 
         def do_POST(self) -> None:  # stdlib's name (ruff's N802 knows overrides)
             server._begin()
@@ -647,3 +684,6 @@ class _OAuthJudge:
 
 def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+from ._capture import SegmentEvents  # noqa: E402 - it builds on SegmentServer, defined above

@@ -168,7 +168,7 @@ def test_flush_from_another_handlers_emit_does_not_deadlock(
     root.addHandler(segment)
     old_level = root.level
     root.setLevel(logging.INFO)
-    app = logging.getLogger("app.flushing")
+    app = logging.getLogger("test.worker.flushing")
     try:
         server.pause()
         app.info("First", extra={"segment": {"user_id": "u"}})
