@@ -180,14 +180,16 @@ class BaseMessage:
         user_id: your id for the user (a str, or an int sent as a str).
         anonymous_id: an id for a user you do not know yet. One of the two is required.
         timestamp: when it happened: an aware or local datetime, an ISO-8601 str or
-            epoch seconds. Defaults to when the log record was made (or when the
-            message is encoded, for messages sent without a record).
+            epoch seconds, within years 0001 to 9999 in UTC. Defaults to when the log
+            record was made (or when the message is encoded, for messages sent without
+            a record).
         message_id: unique id Segment de-duplicates on; defaults to a fresh UUID.
         context: extra context; ``context.library`` is set to segment-logging's.
         integrations: which destinations receive the message.
 
     Raises:
-        ValueError, TypeError: a field is missing or has the wrong type; the error names it.
+        ValueError, TypeError: a field is missing, has the wrong type or is out of range
+            (an :class:`InvalidMessage` for a timestamp); the error names it.
     """
 
     type: ClassVar[str] = ""
