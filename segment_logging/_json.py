@@ -105,7 +105,13 @@ def _dict_keys_are_str(value: dict[Any, Any]) -> bool:
     for key, item in value.items():
         if type(key) is not str:
             return False
-        if type(item) not in _SCALARS and not _str_keys_only(item):
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is dict:  # the common nesting, without the dispatch of _str_keys_only
+            if not _dict_keys_are_str(item):
+                return False
+        elif not _str_keys_only(item):
             return False
     return True
 
