@@ -91,8 +91,9 @@ def _str_keys_only(value: Any) -> bool:
 
     Runs on the stdlib path only: its C encoder turns ``1`` and ``"1"`` alike into
     ``"1"`` without a word, so keys are checked before it is trusted (orjson refuses
-    non-str keys by itself). A cycle ends in RecursionError, which sends the value
-    to :func:`sanitize`, as the encoder's own cycle error would.
+    non-str keys by itself). One frame per level of nesting, like the encoder; a
+    cycle ends in RecursionError, which sends the value to :func:`sanitize`, as the
+    encoder's own cycle error would.
     """
     if isinstance(value, dict):
         return _dict_keys_are_str(value)
@@ -108,8 +109,11 @@ def _dict_keys_are_str(value: dict[Any, Any]) -> bool:
         kind = type(item)
         if kind in _SCALARS:
             continue
-        if kind is dict:  # the common nesting, without the dispatch of _str_keys_only
+        if kind is dict:
             if not _dict_keys_are_str(item):
+                return False
+        elif kind is list:
+            if not _items_keys_are_str(item):
                 return False
         elif not _str_keys_only(item):
             return False
@@ -117,8 +121,17 @@ def _dict_keys_are_str(value: dict[Any, Any]) -> bool:
 
 
 def _items_keys_are_str(value: list[Any] | tuple[Any, ...]) -> bool:
-    for item in value:  # noqa: SIM110 - a plain loop: all() over a generator costs more on this path
-        if type(item) not in _SCALARS and not _str_keys_only(item):
+    for item in value:
+        kind = type(item)
+        if kind in _SCALARS:
+            continue
+        if kind is dict:
+            if not _dict_keys_are_str(item):
+                return False
+        elif kind is list:
+            if not _items_keys_are_str(item):
+                return False
+        elif not _str_keys_only(item):
             return False
     return True
 

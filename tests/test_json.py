@@ -209,3 +209,31 @@ class Text:
 
     def __repr__(self) -> str:
         return f"Text({self.text!r})"
+
+
+def _nested(kind: str, depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+@pytest.mark.parametrize("encode", [dumps, dumps_stdlib], ids=["default", "stdlib"])
+def test_deep_nesting_the_encoder_takes_still_encodes(kind: str, encode: Any) -> None:
+    """The key check costs no depth: 900 levels of lists or dicts encode, as they did before it."""
+    value = _nested(kind, 900)
+    assert json.loads(encode({"p": value})) == {"p": value}
+
+
+@pytest.mark.parametrize("kind", ["list", "dict"])
+@pytest.mark.parametrize("encode", [dumps, dumps_stdlib], ids=["default", "stdlib"])
+def test_cycle_is_named_on_both_paths(kind: str, encode: Any) -> None:
+    """A list or dict that holds itself raises InvalidMessage naming the field, on both paths."""
+    loop: Any = [] if kind == "list" else {}
+    if isinstance(loop, list):
+        loop.append(loop)
+    else:
+        loop["self"] = loop
+    with pytest.raises(InvalidMessage, match=r"^properties contains a circular reference"):
+        encode({"p": loop}, "properties")
