@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import deque
+from collections.abc import Callable
 
 import pytest
 
-from segment_logging import InvalidMessage, MessageTooLarge, Track
+from segment_logging import InvalidMessage, MessageTooLarge, SegmentHandler, Track
 from segment_logging._batch import (
     MAX_MESSAGE_BYTES,
     WRAPPER_BYTES,
@@ -22,6 +24,7 @@ from segment_logging._batch import (
 )
 from segment_logging._json import dumps_stdlib
 from segment_logging._messages import format_timestamp
+from segment_logging.testing import SegmentServer
 
 
 def _track_of_size(size: int) -> Track:
@@ -110,3 +113,19 @@ def test_colliding_property_keys_are_invalid_naming_the_field() -> None:
     message = Track(user_id="u", event="E", properties={"counts": {1: "a", "1": "b"}})
     with pytest.raises(InvalidMessage, match=r"^properties has keys 1 and '1', both '1' in JSON"):
         encode_message(message, 0.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fake server sizes a message with \\u escapes (json.dumps' ensure_ascii) in "
+    "testing._check_message, so it rejects what Segment takes; remove this mark once it measures UTF-8",
+)
+def test_non_ascii_message_is_delivered(
+    make_handler: Callable[..., SegmentHandler], server: SegmentServer, logger: logging.Logger
+) -> None:
+    """A 30 KB message of Greek text, under the limit in UTF-8, reaches Segment."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    logger.info("Greek", extra={"segment": {"user_id": "u", "properties": {"text": GREEK}}})
+    assert handler.flush(5)
+    assert [m["properties"]["text"] for m in server.messages] == [GREEK]
