@@ -319,7 +319,7 @@ def _outcome(build: Any) -> str | bytes:
 
 
 _ids = st.one_of(st.none(), st.text(max_size=4), st.integers(-5, 5), st.booleans())
-_keys = st.one_of(st.text(alphabet="1\u03b1true", max_size=4), st.integers(0, 2), st.booleans(), st.none())
+_keys = st.one_of(st.text(alphabet="1\u03b1truenl", max_size=4), st.integers(0, 2), st.booleans(), st.none())
 _values = st.one_of(st.text(alphabet="aβ\ud800\x00", max_size=6), st.integers(), st.floats(), st.none())
 
 
