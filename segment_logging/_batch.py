@@ -37,7 +37,9 @@ def encode_message(message: BaseMessage, default_timestamp: datetime.datetime | 
     """Encode one message as compact JSON, checked against the 32 KB limit.
 
     Raises:
-        InvalidMessage: a field holds a circular reference; the error names the field.
+        InvalidMessage: a field holds a circular reference, or two keys of one mapping
+            that become the same JSON text, or the timestamp is out of range; the error
+            names the field.
         MessageTooLarge: the encoded message is over 32,000 bytes.
     """
     return encode_wire(message.to_dict(default_timestamp))

@@ -12,11 +12,11 @@ import datetime
 import math
 import os
 import random
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ._errors import InvalidMessage
+from ._json import short_repr
 from ._version import __version__
 
 LIBRARY = {"name": "segment-logging", "version": __version__}
@@ -46,23 +46,66 @@ def new_message_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+# The one rule for every timestamp: a moment Python's datetime holds in UTC, years
+# 0001 to 9999, which is also what ISO-8601's four-digit years (and Segment) take.
+_EPOCH = datetime.datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=datetime.timezone.utc)
+_FIRST = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+_LAST = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
+_RANGE = (
+    f"years {_FIRST.year:04d} to {_LAST.year} in UTC, epoch seconds "
+    f"{math.floor(_FIRST.timestamp())} to {math.floor(_LAST.timestamp())}"
+)
+
+
+def _out_of_range(value: object) -> InvalidMessage:
+    """The error for a timestamp outside :data:`_RANGE`."""
+    hint = ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            if _FIRST.timestamp() <= value / 1000 <= _LAST.timestamp():
+                hint = " (epoch milliseconds? Segment takes seconds)"
+        except (OverflowError, ValueError):  # a huge int
+            pass
+    return InvalidMessage(f"timestamp {short_repr(value)} is out of range: Segment takes {_RANGE}{hint}")
+
+
 _second: tuple[int, str] = (0, "1970-01-01T00:00:00")
 
 
 def format_timestamp(moment: datetime.datetime | float) -> str:
-    """ISO-8601 in UTC with millisecond precision, the form Segment documents."""
+    """ISO-8601 in UTC with millisecond precision, the form Segment documents.
+
+    Raises:
+        InvalidMessage: ``moment`` is outside years 0001 to 9999 in UTC (or not a
+            datetime or a number); the error names the timestamp.
+    """
     global _second
     if isinstance(moment, datetime.datetime):
-        return moment.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds")
+        try:
+            return moment.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds")
+        except (OverflowError, ValueError, OSError):
+            raise _out_of_range(moment) from None
     # Log records carry epoch floats, many within the same second: format the
     # second once (a quarter of the cost of datetime.isoformat per call).
-    whole = math.floor(moment)
-    micros = round((moment - whole) * 1_000_000)  # round to the microsecond first, as datetime does
+    try:
+        whole = math.floor(moment)
+        micros = round((moment - whole) * 1_000_000)  # round to the microsecond first, as datetime does
+    except TypeError:
+        raise InvalidMessage(
+            f"timestamp must be a datetime or epoch seconds, not {type(moment).__name__}"
+        ) from None
+    except (ValueError, OverflowError):  # NaN, an infinity
+        raise _out_of_range(moment) from None
     if micros == 1_000_000:
         whole, micros = whole + 1, 0
     cached = _second
     if cached[0] != whole:
-        cached = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+        try:  # datetime checks the range (and, unlike strftime, always writes four-digit years)
+            second = (_EPOCH + datetime.timedelta(seconds=whole)).isoformat()
+        except OverflowError:
+            raise _out_of_range(moment) from None
+        cached = _second = (whole, second)
     return f"{cached[1]}.{micros // 1000:03d}+00:00"
 
 
@@ -97,21 +140,27 @@ def _mapping(field: str, value: object) -> dict[str, Any] | None:
 def _timestamp(value: object) -> datetime.datetime | None:
     if value is None:
         return None
-    if isinstance(value, datetime.datetime):
-        # A naive datetime is local time, as everywhere else in Python.
-        return value.astimezone(datetime.timezone.utc)
     if isinstance(value, str):
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
         try:
-            parsed = datetime.datetime.fromisoformat(text)
+            moment = datetime.datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(f"timestamp {value!r} is not an ISO-8601 date-time") from None
-        return parsed.astimezone(datetime.timezone.utc)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
-    raise TypeError(
-        f"timestamp must be a datetime, an ISO-8601 str or epoch seconds, not {type(value).__name__}"
-    )
+            raise ValueError(f"timestamp {short_repr(value)} is not an ISO-8601 date-time") from None
+    elif isinstance(value, datetime.datetime):
+        moment = value  # a naive datetime is local time, as everywhere else in Python
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return _EPOCH_UTC + datetime.timedelta(seconds=value)
+        except (OverflowError, ValueError):  # out of range, NaN, an infinity
+            raise _out_of_range(value) from None
+    else:
+        raise TypeError(
+            f"timestamp must be a datetime, an ISO-8601 str or epoch seconds, not {type(value).__name__}"
+        )
+    try:
+        return moment.astimezone(datetime.timezone.utc)
+    except (OverflowError, ValueError, OSError):  # in range locally, not once in UTC
+        raise _out_of_range(value) from None
 
 
 def _message_id(value: object) -> str:
@@ -131,14 +180,16 @@ class BaseMessage:
         user_id: your id for the user (a str, or an int sent as a str).
         anonymous_id: an id for a user you do not know yet. One of the two is required.
         timestamp: when it happened: an aware or local datetime, an ISO-8601 str or
-            epoch seconds. Defaults to when the log record was made (or when the
-            message is encoded, for messages sent without a record).
+            epoch seconds, within years 0001 to 9999 in UTC. Defaults to when the log
+            record was made (or when the message is encoded, for messages sent without
+            a record).
         message_id: unique id Segment de-duplicates on; defaults to a fresh UUID.
         context: extra context; ``context.library`` is set to segment-logging's.
         integrations: which destinations receive the message.
 
     Raises:
-        ValueError, TypeError: a field is missing or has the wrong type; the error names it.
+        ValueError, TypeError: a field is missing, has the wrong type or is out of range
+            (an :class:`InvalidMessage` for a timestamp); the error names it.
     """
 
     type: ClassVar[str] = ""
@@ -407,7 +458,8 @@ def plain_track_wire(metadata: object, name: str, created: float) -> dict[str, A
     Handles a plain dict of only ``user_id``/``anonymous_id``/``event``/``properties``
     (a dict) that is valid, with the same validators as :class:`Track`, and gives
     exactly what ``from_metadata(...).to_dict(created)`` would. Returns None for
-    anything else, including invalid input, so that the full path reports it.
+    anything else, including invalid input (an out-of-range ``created`` too), so
+    that the full path reports it.
     """
     if type(metadata) is not dict or not _PLAIN_TRACK_KEYS.issuperset(metadata):
         return None
@@ -419,6 +471,7 @@ def plain_track_wire(metadata: object, name: str, created: float) -> dict[str, A
         anonymous_id = _id("anonymous_id", metadata.get("anonymous_id"))
         event = metadata.get("event")
         event = _text("event", name if event is None else event, required=True)
+        timestamp = format_timestamp(created)
     except (TypeError, ValueError):
         return None
     if user_id is None and anonymous_id is None:
@@ -431,7 +484,7 @@ def plain_track_wire(metadata: object, name: str, created: float) -> dict[str, A
     wire["event"] = event
     wire["properties"] = properties or {}
     wire["context"] = _LIBRARY_CONTEXT
-    wire["timestamp"] = format_timestamp(created)
+    wire["timestamp"] = timestamp
     wire["messageId"] = new_message_id()
     return wire
 
@@ -470,12 +523,15 @@ def from_metadata(
     kind = metadata.get("type", "track")
     cls = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise InvalidMessage(f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}")
+        raise InvalidMessage(
+            f"unknown message type {short_repr(kind)}; expected one of {', '.join(MESSAGE_TYPES)}"
+        )
     allowed = _KEYS[cls]
     if not allowed.issuperset(metadata):
         unknown = next(key for key in metadata if key not in allowed)
         raise InvalidMessage(
-            f"unknown key {unknown!r} in {kind} metadata; expected some of {', '.join(sorted(allowed))}"
+            f"unknown key {short_repr(unknown)} in {kind} metadata; "
+            f"expected some of {', '.join(sorted(allowed))}"
         )
     fields = dict(metadata)
     fields.pop("type", None)

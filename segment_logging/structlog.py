@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -156,11 +157,19 @@ class SegmentProcessor:
 
 
 def _created(timestamp: object) -> float:
-    """Epoch seconds of the event dict's timestamp if it is one already, else now."""
+    """Epoch seconds of the event dict's timestamp if it is one already, else now.
+
+    A number is passed on as it is (an int too large for a float included), so that
+    the worker, which checks every timestamp against Segment's range, reports an
+    out-of-range one (epoch milliseconds, say) as an invalid event with its value.
+    """
     if isinstance(timestamp, datetime.datetime):
-        return timestamp.timestamp()  # a naive datetime is local time, as in the messages
+        try:
+            return timestamp.timestamp()  # a naive datetime is local time, as in the messages
+        except (OverflowError, ValueError, OSError):  # local time at the very ends of datetime's range
+            return math.nan  # reported by the worker as an invalid timestamp
     if isinstance(timestamp, float | int) and not isinstance(timestamp, bool):
-        return float(timestamp)
+        return timestamp
     return time.time()
 
 

@@ -41,10 +41,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import gzip
 import itertools
 import json
 import random
+import re
 import secrets
 import socket
 import ssl
@@ -58,8 +60,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ._batch import MAX_BATCH_BYTES, MAX_BATCH_SIZE, MAX_MESSAGE_BYTES
 from ._clock import monotonic
+
+# Segment's documented limits, written out here rather than imported from the library:
+# the fake is an independent judge of what the library sends.
+MAX_MESSAGE_BYTES = 32_000
+MAX_BATCH_BYTES = 500_000
+MAX_BATCH_SIZE = 2_500
 
 __all__ = ["ErrorRecorder", "Fault", "Request", "SegmentEvents", "SegmentServer"]
 
@@ -436,10 +443,27 @@ def _check_message(message: object) -> str:
     message_id = message.get("messageId")
     if message_id is not None and (not isinstance(message_id, str) or len(message_id) > 100):
         return "messageId must be a string of at most 100 characters"
-    size = len(json.dumps(message, separators=(",", ":")).encode())
+    timestamp = message.get("timestamp")
+    if timestamp is not None and not _is_iso_datetime(timestamp):
+        return f"timestamp {str(timestamp)[:40]!r} is not an ISO-8601 date-time with a four-digit year"
+    # Sized as sent: UTF-8, non-ASCII text unescaped (a lone surrogate as its escape).
+    size = len(
+        json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "backslashreplace")
+    )
     if size > MAX_MESSAGE_BYTES:
         return f"message is {size} bytes, over {MAX_MESSAGE_BYTES}"
     return ""
+
+
+def _is_iso_datetime(value: object) -> bool:
+    if not isinstance(value, str) or not re.match(r"\d{4}-\d{2}-\d{2}T", value):
+        return False
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import deque
+from collections.abc import Callable
 
 import pytest
 
-from segment_logging import MessageTooLarge, Track
+from segment_logging import InvalidMessage, MessageTooLarge, SegmentHandler, Track
 from segment_logging._batch import (
     MAX_MESSAGE_BYTES,
     WRAPPER_BYTES,
@@ -15,11 +17,14 @@ from segment_logging._batch import (
     build_body,
     encode_context,
     encode_message,
+    encode_wire,
     fits,
     is_due,
     take_batch,
 )
+from segment_logging._json import dumps_stdlib
 from segment_logging._messages import format_timestamp
+from segment_logging.testing import SegmentServer
 
 
 def _track_of_size(size: int) -> Track:
@@ -84,3 +89,38 @@ def test_is_due_triggers() -> None:
     assert not is_due(count=1, pieces_bytes=10, oldest=0, now=0.49, urgent=False, **common)
     assert is_due(count=1, pieces_bytes=10, oldest=0, now=0.5, urgent=False, **common)
     assert is_due(count=1, pieces_bytes=10, oldest=0, now=0, urgent=True, **common)
+
+
+GREEK = "αβγδεζηθικλμνξοπρστυφχψω" * 625  # 15,000 letters, 30,000 bytes in UTF-8
+
+
+def test_non_ascii_message_is_sized_in_utf8_on_both_paths() -> None:
+    """15,000 Greek letters make a message of about 30 KB, accepted, and the stdlib path writes the same."""
+    wire = Track(user_id="u", event="E", message_id="m", properties={"text": GREEK}).to_dict(0.0)
+    piece = encode_wire(wire)
+    assert 30_000 < len(piece) < MAX_MESSAGE_BYTES
+    assert dumps_stdlib(wire) == piece
+
+
+def test_non_ascii_message_over_the_limit_counts_bytes_not_characters() -> None:
+    """16,000 two-byte letters (32,000 bytes) are over the limit once the rest of the message is added."""
+    with pytest.raises(MessageTooLarge, match=r"^track message is 32,\d{3} bytes"):
+        encode_message(Track(user_id="u", event="E", properties={"t": "é" * 16_000}), 0.0)
+
+
+def test_colliding_property_keys_are_invalid_naming_the_field() -> None:
+    """Properties whose keys collide once written as JSON text are refused, naming `properties`."""
+    message = Track(user_id="u", event="E", properties={"counts": {1: "a", "1": "b"}})
+    with pytest.raises(InvalidMessage, match=r"^properties has keys 1 and '1', both '1' in JSON"):
+        encode_message(message, 0.0)
+
+
+def test_non_ascii_message_is_delivered(
+    make_handler: Callable[..., SegmentHandler], server: SegmentServer, logger: logging.Logger
+) -> None:
+    """A 30 KB message of Greek text, under the limit in UTF-8, reaches Segment."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    logger.info("Greek", extra={"segment": {"user_id": "u", "properties": {"text": GREEK}}})
+    assert handler.flush(5)
+    assert [m["properties"]["text"] for m in server.messages] == [GREEK]

@@ -7,8 +7,11 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from segment_logging import Alias, Group, Identify, InvalidMessage, Page, Screen, Track
+from segment_logging._batch import encode_wire
 from segment_logging._messages import (
     LIBRARY,
     format_timestamp,
@@ -201,3 +204,147 @@ def test_plain_track_fast_path_matches_full_path(metadata: dict[str, Any]) -> No
 def test_plain_track_fast_path_leaves_the_rest_to_the_full_path(metadata: dict[str, Any]) -> None:
     """Anything but a valid plain track dict is left to the full path, which reports problems."""
     assert plain_track_wire(metadata, "Signup", 0.0) is None
+
+
+MINUS_FIVE = datetime.timezone(datetime.timedelta(hours=-5))
+OUT_OF_RANGE = [
+    datetime.datetime(9999, 12, 31, 23, tzinfo=MINUS_FIVE),
+    datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=5))),
+    "0001-01-01T00:00:00+05:00",
+    "9999-12-31T23:00:00-05:00",
+    1e20,
+    -1e20,
+    10**400,
+    float("nan"),
+    float("inf"),
+    253_402_300_800,
+    -62_135_596_801,
+    1_764_300_000_000,  # epoch milliseconds
+]
+
+
+@pytest.mark.parametrize("timestamp", OUT_OF_RANGE, ids=repr)
+def test_out_of_range_timestamp_is_a_value_error_naming_the_field(timestamp: Any) -> None:
+    """Outside years 0001-9999 in UTC, a timestamp raises InvalidMessage (a ValueError), not OverflowError."""
+    with pytest.raises(InvalidMessage, match=r"^timestamp .* out of range: Segment takes years 0001 to 9999"):
+        Track(user_id="u", event="E", timestamp=timestamp)
+    with pytest.raises(InvalidMessage, match=r"^timestamp "):
+        from_metadata({"user_id": "u", "timestamp": timestamp}, "E")
+
+
+def test_epoch_milliseconds_get_a_hint() -> None:
+    """An epoch in milliseconds is named as such in the error."""
+    with pytest.raises(InvalidMessage, match=r"epoch milliseconds\? Segment takes seconds"):
+        Track(user_id="u", event="E", timestamp=1_764_300_000_000)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        (-62_135_596_800, "0001-01-01T00:00:00.000+00:00"),
+        (253_402_300_799.5, "9999-12-31T23:59:59.500+00:00"),
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000+00:00"),
+        ("9999-12-31T23:59:59.999999+00:00", "9999-12-31T23:59:59.999+00:00"),
+        (datetime.datetime(9999, 12, 31, 18, 59, tzinfo=MINUS_FIVE), "9999-12-31T23:59:00.000+00:00"),
+    ],
+)
+def test_timestamps_at_the_ends_of_the_range_are_accepted(timestamp: Any, expected: str) -> None:
+    """The first and last moments of years 0001-9999 (UTC) are valid and keep four-digit years."""
+    assert Track(user_id="u", event="E", timestamp=timestamp).to_dict()["timestamp"] == expected
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (-62_135_596_800.0, "0001-01-01T00:00:00.000+00:00"),
+        (-30_610_224_000.5, "0999-12-31T23:59:59.500+00:00"),
+    ],
+)
+def test_fast_timestamp_writes_four_digit_years(moment: float, expected: str) -> None:
+    """The cached epoch formatter writes years before 1000 with four digits, as ISO-8601 requires."""
+    assert format_timestamp(moment) == expected
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        1_764_300_000_000.0,
+        253_402_300_799.9999996,  # rounds up into year 10000
+        float("nan"),
+        float("-inf"),
+        10**400,
+        "2026-01-01",
+        datetime.datetime(9999, 12, 31, 23, tzinfo=MINUS_FIVE),
+    ],
+    ids=repr,
+)
+def test_format_timestamp_refuses_what_segment_would_reject(moment: Any) -> None:
+    """Formatting a moment outside the range (or not a moment) raises InvalidMessage naming the timestamp."""
+    with pytest.raises(InvalidMessage, match=r"^timestamp "):
+        format_timestamp(moment)
+
+
+def test_errors_show_user_values_cut_short() -> None:
+    """An error message built from a huge user value shows only its head and its length."""
+    huge = "x" * 1_000_000
+    for build in (
+        lambda: Track(user_id="u", event="E", timestamp=huge),
+        lambda: from_metadata({"type": huge, "user_id": "u"}, "E"),
+        lambda: from_metadata({huge: 1, "user_id": "u"}, "E"),
+    ):
+        with pytest.raises(ValueError, match=r"…\(1,000,000 chars\)") as caught:
+            build()
+        assert len(str(caught.value)) < 300
+
+
+@pytest.mark.parametrize("created", [1_764_300_000_000.0, float("nan"), 1e20], ids=repr)
+def test_fast_path_leaves_an_out_of_range_time_to_the_full_path(created: float) -> None:
+    """An out-of-range record time makes the shortcut step aside; the full path reports it as invalid."""
+    metadata = {"user_id": "u1"}
+    assert plain_track_wire(metadata, "Signup", created) is None
+    with pytest.raises(InvalidMessage, match=r"^timestamp "):
+        from_metadata(metadata, "Signup").to_dict(created)
+
+
+def _outcome(build: Any) -> str | bytes:
+    """The encoded message a wire builder gives (messageId fixed), or the text of its error."""
+    try:
+        wire = build()
+        if wire is None:
+            return "fast path stepped aside"
+        wire["messageId"] = "m"
+        return encode_wire(wire)
+    except InvalidMessage as exc:
+        return f"invalid: {exc}"
+
+
+_ids = st.one_of(st.none(), st.text(max_size=4), st.integers(-5, 5), st.booleans())
+_keys = st.one_of(st.text(alphabet="1\u03b1truenl", max_size=4), st.integers(0, 2), st.booleans(), st.none())
+_values = st.one_of(st.text(alphabet="aβ\ud800\x00", max_size=6), st.integers(), st.floats(), st.none())
+
+
+@given(
+    metadata=st.fixed_dictionaries(
+        {},
+        optional={
+            "user_id": _ids,
+            "anonymous_id": _ids,
+            "event": st.one_of(st.none(), st.text(max_size=4)),
+            "properties": st.dictionaries(_keys, _values, max_size=4),
+        },
+    ),
+    created=st.one_of(
+        st.floats(),
+        st.integers(-(10**13), 10**13),
+        st.sampled_from([-62_135_596_800, 253_402_300_799.5, 253_402_300_800]),
+    ),
+)
+def test_fast_path_and_full_path_agree(metadata: dict[str, Any], created: float) -> None:
+    """For any plain track dict and record time, the shortcut gives the full path's bytes or steps aside
+    exactly when the full path finds the event invalid (bad ids, time out of range, colliding keys)."""
+    fast = _outcome(lambda: plain_track_wire(metadata, "Signup", created))
+    full = _outcome(lambda: from_metadata(metadata, "Signup").to_dict(created))
+    if fast == "fast path stepped aside":
+        assert isinstance(full, str), "the shortcut stepped aside from a valid event"
+    else:
+        assert fast == full
