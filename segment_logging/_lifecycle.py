@@ -16,8 +16,11 @@ What happens to queued events when the process ends:
   kill the process at once): the library's handler delivers what every core
   holds within ``shutdown_timeout``, then restores the default and raises
   SIGTERM again, so the process still dies of SIGTERM (status 143). A handler the
-  application or its server installs replaces it; servers that restore the
-  previous handler before re-raising (uvicorn) still reach it.
+  application or its server installs later replaces it; servers that restore the
+  previous handler before re-raising (uvicorn) still reach it. Where a handler
+  was there first (a server that set it before the application's logging), it
+  is wrapped: on SIGTERM every core starts sending at once, then that handler
+  runs as before.
 * **multiprocessing children** (fork, forkserver, spawn) end with ``os._exit``
   after running multiprocessing's finalizers; a finalizer closes every core.
   **billiard** pool workers (Celery's prefork pool) end with ``os._exit`` before
@@ -34,7 +37,8 @@ import signal
 import sys
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from ._clock import monotonic
@@ -189,12 +193,16 @@ def shutdown(timeout: float | None = None) -> bool:
 
 
 def _install_sigterm_handler() -> None:
-    """Handle SIGTERM where it would otherwise kill the process at once (see the module doc)."""
+    """Watch SIGTERM (see the module doc): deliver and die where nothing else handles it,
+    hurry delivery and pass it on where something does."""
     if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread
     try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        current = signal.getsignal(signal.SIGTERM)
+        if current is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _on_sigterm)
+        elif callable(current) and current is not _on_sigterm and not isinstance(current, _Hurry):
+            signal.signal(signal.SIGTERM, _Hurry(current))
     except (ValueError, OSError):  # an embedded interpreter without signal support
         pass
 
@@ -206,6 +214,28 @@ def _on_sigterm(signum: int, frame: object) -> None:
     signal.raise_signal(signum)
     # Still alive: PID 1 in a container, where the default action does nothing. Keep watching.
     signal.signal(signum, _on_sigterm)
+
+
+class _Hurry:
+    """SIGTERM handled by the application or its server: send every event at once from now
+    on, then let their handler decide what happens (it runs unchanged).
+
+    A server that shuts down gracefully and then re-raises SIGTERM with the default
+    action restored (uvicorn, when it was started before logging was configured)
+    gives no later chance to deliver; sending at once leaves only what is logged in
+    the last moments before it dies.
+    """
+
+    def __init__(self, handler: Callable[[int, FrameType | None], object]) -> None:
+        self.handler = handler
+
+    def __call__(self, signum: int, frame: FrameType | None) -> object:
+        for core in live_cores():
+            core.hurry()
+        return self.handler(signum, frame)
+
+    def __repr__(self) -> str:
+        return f"<segment-logging hurry, then {self.handler!r}>"
 
 
 # -- fork and multiprocessing -------------------------------------------------------------

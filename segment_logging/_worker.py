@@ -222,6 +222,7 @@ class Core:
         # up), in order: a flush is done when everything that entered before it has left.
         self._pieces_in = self._pieces_out = 0
         self._stopping = False
+        self._hurried = False
         self._deadline: float | None = None
         self._waiting = False
         self._idle = True
@@ -367,6 +368,11 @@ class Core:
             self.exit_deadline if self.exit_deadline is not None else monotonic() + self.shutdown_timeout
         )
         self._stopping = True
+        self._wake.set()
+
+    def hurry(self) -> None:
+        """Send every event as soon as it is encoded from now on (the process was asked to stop)."""
+        self._hurried = True
         self._wake.set()
 
     def closing(self) -> bool:
@@ -609,7 +615,7 @@ class Core:
             interval=self.flush_interval,
             max_size=self.max_batch_size,
             max_bytes=self.max_batch_bytes,
-            urgent=bool(self._flushes) or self._stopping or self._deadline is not None,
+            urgent=bool(self._flushes) or self._stopping or self._hurried or self._deadline is not None,
         )
 
     def _send_next(self) -> None:

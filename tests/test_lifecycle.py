@@ -8,11 +8,15 @@ import json
 import logging
 import multiprocessing
 import signal
+import socket
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import Popen
 
+import httpx
 import pytest
 from conftest import finish, wait_for_line
 
@@ -219,3 +223,54 @@ def test_celery_prefork_worker_delivers_every_task_event(
     assert status == 0, stderr
     assert len(server.events("Signup")) == 60, stderr
     assert len(set(server.message_ids())) == 60
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_serving(url: str, process: Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server ended: {process.communicate()[1]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            threading.Event().wait(0.05)  # the server is still starting: poll its port
+    raise AssertionError(f"{url} not serving within {timeout} s")
+
+
+@needs_fork
+@pytest.mark.parametrize(
+    ("server_kind", "signum"),
+    [
+        ("uvicorn", signal.SIGTERM),
+        ("uvicorn", signal.SIGINT),
+        ("uvicorn-workers", signal.SIGTERM),
+        ("gunicorn", signal.SIGTERM),
+    ],
+)
+def test_asgi_servers_deliver_what_was_logged_before_the_stop(
+    script: Script, server: SegmentServer, server_kind: str, signum: int
+) -> None:
+    """uvicorn (one process or --workers 2) and gunicorn with UvicornWorker, stopped by SIGTERM or
+    SIGINT as Docker, Kubernetes and systemd stop them: every event logged by a request before the
+    signal arrives, with no code from the user."""
+    pytest.importorskip("uvicorn")
+    if server_kind == "gunicorn":
+        pytest.importorskip("gunicorn")
+    port = _free_port()
+    process = script("serve_asgi.py", server_kind, str(port))
+    url = f"http://127.0.0.1:{port}"
+    _wait_until_serving(f"{url}/warm-up", process)
+    with httpx.Client(timeout=10) as client:
+        for index in range(50):
+            assert client.get(f"{url}/{index}").status_code == 200
+    process.send_signal(signum)
+    status, _, stderr = finish(process, timeout=60)
+    assert status in (0, -signal.SIGTERM, -signal.SIGINT, 128 + signum, 1), stderr
+    assert len(server.events("Request")) == 51, stderr  # the warm-up and the 50
