@@ -11,6 +11,7 @@ modules. Exceptions::
 
 from __future__ import annotations
 
+from ._context import Binding, bind, bound, clear_bound, unbind
 from ._errors import DeliveryError, InvalidMessage, MessageTooLarge, SegmentLoggingError
 from ._handler import SegmentHandler
 from ._messages import Alias, BaseMessage, Group, Identify, Page, Screen, Track
@@ -26,6 +27,7 @@ __all__ = [
     "BaseMessage",
     "Batch",
     "Batcher",
+    "Binding",
     "DeliveryError",
     "Group",
     "HttpClient",
@@ -38,6 +40,10 @@ __all__ = [
     "SegmentHandler",
     "SegmentLoggingError",
     "Track",
+    "bind",
+    "bound",
+    "clear_bound",
+    "unbind",
     "__version__",
 ]
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _diagnostics
 from ._capture import capture_fields, capture_metadata
+from ._context import current as bound_context
 from ._diagnostics import worker_threads
 from ._options import Item, Options, check_option_names
 from ._worker import Core, unformatted
@@ -159,15 +160,19 @@ class SegmentHandler(logging.Handler):
         if metadata is False or self._own(record) or self._already_queued(original):
             return None
         # Only now, for an event this handler will queue, the work that costs.
+        bound = bound_context.get()  # segment_logging.bind(): merged under the event's own values
+        extra: dict[str, Any] | None = None
+        if metadata is True:
+            if event_dict is not None:
+                fields = structlog_fields(event_dict)
+            else:
+                fields = {k: v for k, v in attributes.items() if k not in RECORD_ATTRIBUTES}
+            extra = capture_fields(fields if bound is None else bound.under_fields(fields))
+        elif bound is not None:
+            metadata = bound.under_metadata(metadata)
         if event_dict is not None:
-            extra = capture_fields(structlog_fields(event_dict)) if metadata is True else None
             name = str(event_dict.get("event", ""))
         else:
-            extra = (
-                capture_fields({k: v for k, v in attributes.items() if k not in RECORD_ATTRIBUTES})
-                if metadata is True
-                else None
-            )
             try:
                 name = record.getMessage()
             except Exception as exc:  # noqa: BLE001 - "%d" % "x": the worker decides, and counts it

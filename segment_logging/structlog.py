@@ -25,6 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ._capture import capture_fields, capture_metadata
+from ._context import current as bound_context
 from ._diagnostics import RateLimit, report
 from ._handler import STRUCTLOG_KEYS, SegmentHandler, structlog_fields
 from ._options import Options, check_option_names
@@ -101,13 +102,20 @@ class SegmentProcessor:
             return  # an on_error callback logging events: never feed the worker its own reports
         # The worker reads the item later, while processors after this one change the
         # event dict: hand it copies (one level deep, as messages copy their mappings).
+        bound = bound_context.get()  # segment_logging.bind(): merged under the event's own values
         if metadata is True:
-            extra: dict[str, Any] | None = capture_fields(structlog_fields(event_dict))
+            fields = structlog_fields(event_dict)
+            extra: dict[str, Any] | None = capture_fields(
+                fields if bound is None else bound.under_fields(fields)
+            )
         else:
             extra = None
-            if type(metadata) is dict:
-                captured = capture_metadata(metadata)
-                metadata = metadata.copy() if captured is metadata else captured
+            merged = metadata if bound is None else bound.under_metadata(metadata)
+            if type(merged) is dict:
+                captured = capture_metadata(merged)
+                metadata = merged.copy() if captured is metadata else captured
+            else:
+                metadata = merged
         event = event_dict.get("event")
         name = event if isinstance(event, str) else "" if event is None else str(event)
         created = _created(event_dict.get("timestamp"))
