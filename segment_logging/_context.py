@@ -21,13 +21,15 @@ How a binding meets an event (explicit metadata always wins):
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+from ._diagnostics import RateLimit, report
 from ._messages import _id
 
-__all__ = ["Binding", "Bound", "bind", "bound", "clear_bound", "current", "unbind"]
+__all__ = ["Binding", "Bound", "bind", "bind_from", "bound", "clear_bound", "current", "unbind"]
 
 _PROPERTY_TYPES = frozenset(("track", "page", "screen"))
 """The message types whose ``properties`` take the bound properties."""
@@ -198,3 +200,40 @@ def bound() -> dict[str, Any]:
     """What is bound in the running context, as ``bind()``'s keyword arguments (a new dict)."""
     snapshot = current.get()
     return {} if snapshot is None else snapshot.as_dict()
+
+
+_glue_reports: dict[str, RateLimit] = {}
+"""One rate limit per middleware or signal handler that reports."""
+
+
+def bind_from(values: object, source: str) -> Binding | None:
+    """``bind(**values)`` for framework glue: None when ``values`` is empty; never raises.
+
+    A middleware must not fail the request it wraps: what cannot be bound (not a
+    mapping, an id of the wrong type) is reported, rate-limited, on the
+    ``segment_logging`` logger, and the request goes on unbound.
+    """
+    if not values:
+        return None
+    try:
+        if not isinstance(values, Mapping):
+            raise TypeError(f"the context must be a mapping or None, not {type(values).__name__}")
+        return bind(**values)
+    except Exception:  # noqa: BLE001 - the request goes on; the problem is reported
+        report_glue_failure(source)
+        return None
+
+
+def report_glue_failure(source: str) -> None:
+    """Report, rate-limited and with the traceback, that ``source`` could not bind or reset a context."""
+    try:
+        limit = _glue_reports.get(source)
+        if limit is None:
+            limit = _glue_reports[source] = RateLimit()
+        due, held = limit.ready()
+        if due:
+            more = f" ({held} more since the last report)" if held else ""
+            message = "segment-logging: %s could not bind the context%s"
+            report(logging.ERROR, message, source, more, exc_info=True)
+    except Exception:  # noqa: BLE001 - reporting is best effort
+        pass
