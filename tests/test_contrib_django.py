@@ -82,7 +82,7 @@ class PlanContext(SegmentContextMiddleware):
 
 
 @pytest.fixture(scope="module")
-def users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, User]]:
+def users(tmp_path_factory: pytest.TempPathFactory) -> dict[str, User]:
     """Django configured once, on a file database (shared by the threads sync_to_async uses)."""
     if not settings.configured:
         database = Path(tmp_path_factory.mktemp("django")) / "db.sqlite3"
@@ -101,7 +101,7 @@ def users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, User]]
         call_command("migrate", run_syncdb=True, verbosity=0)
     from django.contrib.auth.models import User  # only once the settings exist
 
-    yield {name: User.objects.get_or_create(username=name)[0] for name in ("ada", "bob")}
+    return {name: User.objects.get_or_create(username=name)[0] for name in ("ada", "bob")}
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def handler(make_handler: MakeHandler) -> Iterator[SegmentHandler]:
 def test_logged_in_user_is_bound_for_the_request(
     users: dict[str, User], handler: SegmentHandler, server: SegmentServer
 ) -> None:
-    """A logged-in user's primary key is bound as user_id during the view; an anonymous visitor binds nothing."""
+    """A logged-in user's primary key is bound as user_id during the view; an anonymous visitor, nothing."""
     client = Client()
     assert client.get("/upgrade").json() == {}
     client.force_login(users["ada"])
