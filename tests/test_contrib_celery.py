@@ -12,6 +12,7 @@ import pytest
 from celery import Celery, signals
 from celery.contrib.testing.worker import start_worker
 from celery.worker import state
+from conftest import framework_snippets
 
 import segment_logging
 from segment_logging import SegmentHandler, bind
@@ -158,3 +159,28 @@ def test_eager_tasks_run_in_the_callers_binding(handler: SegmentHandler, server:
         assert segment_logging.bound() == {"user_id": "u1"}
     assert handler.flush(timeout=10)
     assert [m["userId"] for m in server.messages] == ["u1"]
+
+
+def test_the_readme_snippet_propagates() -> None:
+    """The README's Celery set-up writes the binding into the headers of the tasks it publishes."""
+    [snippet] = framework_snippets("segment_logging.contrib.celery")
+    namespace: dict[str, Any] = {"BROKER_URL": "memory://"}
+    exec(snippet, namespace)
+    app: Celery = namespace["app"]
+    app.conf.task_default_queue = "never-consumed"
+    seen: list[dict[str, Any]] = []
+
+    def keep(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        seen.append(dict(headers or {}))
+
+    @app.task(name="shop.charge")
+    def charge() -> None:
+        return None
+
+    signals.before_task_publish.connect(keep, weak=False)
+    try:
+        with bind(user_id="u1"):
+            charge.delay()
+    finally:
+        signals.before_task_publish.disconnect(keep)
+    assert seen[0][HEADER] == {"user_id": "u1"}

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import django
 import pytest
+from conftest import framework_snippets
 from django.conf import settings
 from django.core.management import call_command
 from django.http import HttpRequest, JsonResponse
@@ -202,3 +203,31 @@ def test_a_failing_context_is_reported_and_the_request_goes_on(
 class BrokenContext(SegmentContextMiddleware):
     def context(self, request: Any) -> dict[str, Any] | None:
         return {"user_id": 1.5}  # neither a str nor an int
+
+
+ReadmeMiddleware: Any = None
+"""The README's subclass, once a test has run its snippet (MIDDLEWARE names it by its dotted path)."""
+
+
+def test_the_readme_snippets_work(
+    users: dict[str, User], handler: SegmentHandler, server: SegmentServer
+) -> None:
+    """The README's MIDDLEWARE is the one these tests run; its subclass binds the user and a header's id."""
+    global ReadmeMiddleware
+    settings_snippet, subclass_snippet = framework_snippets("segment_logging.contrib.django")
+    namespace: dict[str, Any] = {}
+    exec(settings_snippet, namespace)
+    assert namespace["MIDDLEWARE"] == MIDDLEWARE
+    exec(subclass_snippet, namespace)
+    ReadmeMiddleware = namespace["ShopContextMiddleware"]
+    with override_settings(MIDDLEWARE=[*MIDDLEWARE[:-1], f"{__name__}.ReadmeMiddleware"]):
+        client = Client()
+        client.force_login(users["ada"])
+        answer = client.get("/upgrade", headers={"X-Anonymous-Id": "a-1"}).json()
+        assert answer == {"user_id": str(users["ada"].pk), "anonymous_id": "a-1"}
+        assert Client().get("/upgrade", headers={"X-Anonymous-Id": "a-2"}).json() == {"anonymous_id": "a-2"}
+    assert handler.flush(timeout=10)
+    assert [(m.get("userId"), m["anonymousId"]) for m in server.messages] == [
+        (str(users["ada"].pk), "a-1"),
+        (None, "a-2"),
+    ]

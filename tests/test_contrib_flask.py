@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import framework_snippets
 from flask import Flask, jsonify, request, session
 
 import segment_logging
@@ -114,3 +115,32 @@ def test_a_failing_context_function_is_reported_and_the_request_goes_on(
     assert (response.status_code, response.json) == (200, {})
     [record] = [r for r in caplog.records if r.name == "segment_logging"]
     assert "SegmentContext (Flask) could not bind the context" in record.getMessage()
+
+
+def test_the_readme_snippet_works(
+    make_handler: MakeHandler, logger: logging.Logger, server: SegmentServer
+) -> None:
+    """The README's Flask app binds the session's user_id for a view added to it."""
+    [snippet] = framework_snippets("segment_logging.contrib.flask")
+    namespace: dict[str, Any] = {"__name__": __name__}
+    exec(snippet, namespace)
+    app: Flask = namespace["app"]
+    app.secret_key = "test-only"
+    handler = make_handler()
+    logger.addHandler(handler)
+
+    @app.post("/login/<user>")
+    def login(user: str) -> Any:
+        session["user_id"] = user
+        return jsonify(segment_logging.bound())
+
+    @app.get("/upgrade")
+    def upgrade() -> Any:
+        logger.info("Upgraded", extra={"segment": True})
+        return jsonify(segment_logging.bound())
+
+    client = app.test_client()
+    client.post("/login/u1")
+    assert client.get("/upgrade").json == {"user_id": "u1"}
+    assert handler.flush(timeout=10)
+    assert [m["userId"] for m in server.messages] == ["u1"]

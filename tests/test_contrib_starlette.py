@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import framework_snippets
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
 from starlette.middleware import Middleware
@@ -175,3 +176,28 @@ def test_lifespan_shutdown_delivers_what_is_queued(
         client.get("/upgrade", headers={"X-User": "u1"})
         assert server.messages == []  # held for the 60 s interval
     assert sorted(m["event"] for m in server.messages) == ["Shutting down", "Upgraded"]
+
+
+def test_the_readme_snippets_work(
+    make_handler: MakeHandler, logger: logging.Logger, server: SegmentServer
+) -> None:
+    """The README's Starlette apps, given routes and an auth backend, bind the user and the header's id."""
+    first, second = framework_snippets("segment_logging.contrib.starlette")
+    handler = make_handler()
+    logger.addHandler(handler)
+
+    async def upgrade(request: Request) -> JSONResponse:
+        logger.info("Upgraded", extra={"segment": True})
+        return JSONResponse(segment_logging.bound())
+
+    routes = [Route("/upgrade", upgrade)]
+    namespace: dict[str, Any] = {"routes": routes, "YourAuthBackend": HeaderAuth}
+    exec(first, namespace)
+    assert TestClient(namespace["app"]).get("/upgrade", headers={"X-User": "u1"}).json() == {"user_id": "u1"}
+    namespace = {"app": Starlette(routes=routes)}
+    exec(second, namespace)
+    client = TestClient(namespace["app"])
+    assert client.get("/upgrade", headers={"X-Anonymous-Id": "a-1"}).json() == {"anonymous_id": "a-1"}
+    assert client.get("/upgrade").json() == {}
+    assert handler.flush(timeout=10)
+    assert [(m.get("userId"), m.get("anonymousId")) for m in server.messages] == [("u1", None), (None, "a-1")]
