@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,9 +25,8 @@ log = logging.getLogger("test.celery.tasks")
 
 
 def _app() -> Celery:
-    """A Celery app on the in-memory broker; the worker leaves the root logger's handlers alone."""
+    """A Celery app on the in-memory broker."""
     app = Celery("segment_logging_tests", broker="memory://", backend="cache+memory://", set_as_current=False)
-    app.conf.worker_hijack_root_logger = False
     app.conf.broker_transport_options = {"polling_interval": 0.01}  # the default 1 s per message is slow
     return app
 
@@ -58,13 +58,26 @@ def worker_app() -> Iterator[Celery]:
         return None
 
     propagate_context()
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=20):
-        yield app
-        # The worker's loop reads the stop flag between waits for a message (2 s each), and
-        # waits once more after reading it: two messages end both waits at once.
-        state.should_terminate = 0
-        wake.delay()
-        wake.delay()
+    # Connected, setup_logging keeps Celery from configuring logging (the root logger's level, the
+    # multiprocessing logger), which would change what the rest of the suite sees.
+    signals.setup_logging.connect(_keep_logging_as_it_is, weak=False)
+    environment = dict(os.environ)
+    try:
+        with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=20):
+            yield app
+            # The worker's loop reads the stop flag between waits for a message (2 s each), and
+            # waits once more after reading it: two messages end both waits at once.
+            state.should_terminate = 0
+            wake.delay()
+            wake.delay()
+    finally:
+        signals.setup_logging.disconnect(_keep_logging_as_it_is)
+        for name in set(os.environ) - set(environment):  # Celery's log settings for its children
+            del os.environ[name]
+
+
+def _keep_logging_as_it_is(**kwargs: Any) -> None:
+    return None
 
 
 @pytest.fixture

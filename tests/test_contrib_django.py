@@ -97,6 +97,7 @@ def users(tmp_path_factory: pytest.TempPathFactory) -> dict[str, User]:
             DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(database)}},
             PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
             USE_TZ=True,
+            LOGGING_CONFIG=None,  # Django's dictConfig() would close every handler of the other tests
         )
         django.setup()
         call_command("migrate", run_syncdb=True, verbosity=0)
