@@ -71,7 +71,8 @@ class Bound:
         if has_ids and not (_names(metadata.get("user_id")) or _names(metadata.get("anonymous_id"))):
             merged = dict(metadata)
             self._ids_into(merged)
-        if self.properties and metadata.get("type", "track") in _PROPERTY_TYPES:
+        kind = metadata.get("type", "track")
+        if self.properties and type(kind) is str and kind in _PROPERTY_TYPES:
             own = metadata.get("properties")
             if own is None or isinstance(own, Mapping):
                 if merged is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import logging.handlers
+import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -294,3 +296,47 @@ def test_asyncio_tasks_never_see_each_others_binding(
     messages = _deliver(handler, server)
     assert [m["userId"] for m in messages] == ["u1", "u2"] * 5
     assert bound() == {}
+
+
+def test_behind_a_queue_listener_the_binding_travels_only_on_the_record(
+    make_handler: MakeHandler, logger: logging.Logger, server: SegmentServer
+) -> None:
+    """The README's QueueHandler note: the listener's thread has nothing bound; a filter on the
+    QueueHandler that copies bound() onto the record carries it."""
+    handler = make_handler()
+    listener = logging.handlers.QueueListener(queue.SimpleQueue(), handler)
+    queue_handler = logging.handlers.QueueHandler(listener.queue)
+    logger.addHandler(queue_handler)
+    listener.start()
+    try:
+        with bind(user_id="u1", plan="team"):
+            logger.info("Lost", extra={"segment": True})
+
+            def copy_bound(record: logging.LogRecord) -> bool:
+                for key, value in bound().items():
+                    if not hasattr(record, key):
+                        setattr(record, key, value)
+                return True
+
+            queue_handler.addFilter(copy_bound)
+            logger.info("Carried", extra={"segment": True, "plan": "pro"})
+    finally:
+        listener.stop()
+    [message] = _deliver(handler, server)  # "Lost" had no id on the listener's thread: reported, not sent
+    assert (message["event"], message["userId"], message["properties"]) == ("Carried", "u1", {"plan": "pro"})
+    assert handler.stats()["invalid"] == 1
+
+
+def test_invalid_metadata_under_a_binding_is_still_reported_as_invalid(
+    make_handler: MakeHandler, logger: logging.Logger, server: SegmentServer
+) -> None:
+    """Merging never trips over bad metadata (an unhashable type, properties that are not a mapping)."""
+    handler = make_handler()
+    logger.addHandler(handler)
+    with bind(user_id="u1", plan="team"):
+        logger.info("A", extra={"segment": {"type": ["track"]}})
+        logger.info("B", extra={"segment": {"properties": ["not", "a", "mapping"]}})
+        logger.info("C", extra={"segment": 42})
+    assert handler.flush(timeout=10)
+    assert handler.stats()["invalid"] == 3
+    assert server.messages == []
