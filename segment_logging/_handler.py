@@ -72,6 +72,8 @@ class SegmentHandler(logging.Handler):
     (``extra={"segment": {...}}``): a mapping of snake_case fields, a message
     object, or ``True`` to derive a track from the record's extra attributes.
     Other records are ignored cheaply, so the handler can sit on the root logger.
+    What :func:`segment_logging.bind` bound on the logging thread fills in the ids
+    (and properties) the event leaves out.
 
     Args:
         write_key: your Segment source's write key; defaults to ``$SEGMENT_WRITE_KEY``.

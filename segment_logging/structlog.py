@@ -45,7 +45,8 @@ class SegmentProcessor:
     a mapping of snake_case fields, a message object, or ``True`` to derive a track
     from the event dict (``user_id``/``anonymous_id`` from its keys, every other key
     but :data:`STRUCTLOG_KEYS` as properties). The track event (or page name)
-    defaults to structlog's ``event``. Calls never block on the network and never
+    defaults to structlog's ``event``. What :func:`segment_logging.bind` bound fills in
+    the ids (and properties) the event leaves out. Calls never block on the network and never
     raise; invalid events are reported through ``on_error`` or the
     ``segment_logging`` logger, and logging goes on.
 
