@@ -11,6 +11,7 @@ modules. Exceptions::
 
 from __future__ import annotations
 
+from ._context import Binding, bind, bound, clear_bound, unbind
 from ._errors import DeliveryError, InvalidMessage, MessageTooLarge, SegmentLoggingError
 from ._handler import SegmentHandler
 from ._lifecycle import flush_all, shutdown
@@ -27,6 +28,7 @@ __all__ = [
     "BaseMessage",
     "Batch",
     "Batcher",
+    "Binding",
     "DeliveryError",
     "Group",
     "HttpClient",
@@ -39,8 +41,12 @@ __all__ = [
     "SegmentHandler",
     "SegmentLoggingError",
     "Track",
+    "bind",
+    "bound",
+    "clear_bound",
     "flush_all",
     "shutdown",
+    "unbind",
     "__version__",
 ]
 

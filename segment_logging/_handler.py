@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _diagnostics
+from ._context import current as bound_context
 from ._diagnostics import worker_threads
 from ._options import Item, Options, check_option_names
 from ._values import capture_fields, capture_metadata
@@ -71,6 +72,8 @@ class SegmentHandler(logging.Handler):
     (``extra={"segment": {...}}``): a mapping of snake_case fields, a message
     object, or ``True`` to derive a track from the record's extra attributes.
     Other records are ignored cheaply, so the handler can sit on the root logger.
+    What :func:`segment_logging.bind` bound on the logging thread fills in the ids
+    (and properties) the event leaves out.
 
     Args:
         write_key: your Segment source's write key; defaults to ``$SEGMENT_WRITE_KEY``.
@@ -175,15 +178,19 @@ class SegmentHandler(logging.Handler):
         if metadata is False or self._own(record) or self._already_queued(original):
             return None
         # Only now, for an event this handler will queue, the work that costs.
+        bound = bound_context.get()  # segment_logging.bind(): merged under the event's own values
+        extra: dict[str, Any] | None = None
+        if metadata is True:
+            if event_dict is not None:
+                fields = structlog_fields(event_dict)
+            else:
+                fields = {k: v for k, v in attributes.items() if k not in RECORD_ATTRIBUTES}
+            extra = capture_fields(fields if bound is None else bound.under_fields(fields))
+        elif bound is not None:
+            metadata = bound.under_metadata(metadata)
         if event_dict is not None:
-            extra = capture_fields(structlog_fields(event_dict)) if metadata is True else None
             name = str(event_dict.get("event", ""))
         else:
-            extra = (
-                capture_fields({k: v for k, v in attributes.items() if k not in RECORD_ATTRIBUTES})
-                if metadata is True
-                else None
-            )
             try:
                 name = record.getMessage()
             except Exception as exc:  # noqa: BLE001 - "%d" % "x": the worker decides, and counts it

@@ -25,6 +25,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._context import current as bound_context
 from ._diagnostics import RateLimit, report
 from ._handler import STRUCTLOG_KEYS, SegmentHandler, structlog_fields
 from ._options import Options, check_option_names
@@ -45,7 +46,8 @@ class SegmentProcessor:
     a mapping of snake_case fields, a message object, or ``True`` to derive a track
     from the event dict (``user_id``/``anonymous_id`` from its keys, every other key
     but :data:`STRUCTLOG_KEYS` as properties). The track event (or page name)
-    defaults to structlog's ``event``. Calls never block on the network and never
+    defaults to structlog's ``event``. What :func:`segment_logging.bind` bound fills in
+    the ids (and properties) the event leaves out. Calls never block on the network and never
     raise; invalid events are reported through ``on_error`` or the
     ``segment_logging`` logger, and logging goes on.
 
@@ -103,13 +105,20 @@ class SegmentProcessor:
             return  # an on_error callback logging events: never feed the worker its own reports
         # The worker reads the item later, while processors after this one change the
         # event dict: hand it copies (one level deep, as messages copy their mappings).
+        bound = bound_context.get()  # segment_logging.bind(): merged under the event's own values
         if metadata is True:
-            extra: dict[str, Any] | None = capture_fields(structlog_fields(event_dict))
+            fields = structlog_fields(event_dict)
+            extra: dict[str, Any] | None = capture_fields(
+                fields if bound is None else bound.under_fields(fields)
+            )
         else:
             extra = None
-            if type(metadata) is dict:
-                captured = capture_metadata(metadata)
-                metadata = metadata.copy() if captured is metadata else captured
+            merged = metadata if bound is None else bound.under_metadata(metadata)
+            if type(merged) is dict:
+                captured = capture_metadata(merged)
+                metadata = merged.copy() if captured is metadata else captured
+            else:
+                metadata = merged
         event = event_dict.get("event")
         name = event if isinstance(event, str) else "" if event is None else str(event)
         created = _created(event_dict.get("timestamp"))

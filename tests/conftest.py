@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import select
 import subprocess
 import sys
@@ -111,3 +112,16 @@ def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float 
         if line.strip() == expected:
             return
     raise AssertionError(f"no {expected!r} within {timeout} s")
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def framework_snippets(module: str) -> list[str]:
+    """The README's ``python framework`` blocks that use ``module``, in order.
+
+    tests/test_readme.py runs the plain ``python`` blocks; these need a framework
+    app around them, so the tests of each ``segment_logging.contrib`` module run them.
+    """
+    blocks = re.findall(r"```python framework\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    return [block for block in blocks if module in block]

@@ -52,3 +52,13 @@ def test_async_app_example_runs() -> None:
     assert "Delivered by the interval flush, while the app kept running: 3 events" in done.stdout
     assert "Delivered in all, the last when the async with block ended: 4 events" in done.stdout
     assert '"userId": "user-3", "event": "Order Completed"' in done.stdout
+
+
+def test_starlette_app_example_binds_each_request_user() -> None:
+    """starlette_app.py, with no write key: each request's user is bound; events arrive by shutdown."""
+    done = _run("starlette_app.py")
+    assert done.returncode == 0, done.stderr
+    assert "u1 upgraded to team; bound during the request: {'user_id': 'u1'}" in done.stdout
+    assert "The fake Segment received 2 events by the time the app had shut down" in done.stdout
+    assert '"userId": "u2", "event": "Upgraded", "properties": {"plan": "pro"}' in done.stdout
+    assert done.stderr == ""

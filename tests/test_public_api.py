@@ -15,6 +15,7 @@ def test_all_is_pinned() -> None:
         "BaseMessage",
         "Batch",
         "Batcher",
+        "Binding",
         "InsecureHostWarning",
         "DeliveryError",
         "Group",
@@ -27,8 +28,12 @@ def test_all_is_pinned() -> None:
         "SegmentHandler",
         "SegmentLoggingError",
         "Track",
+        "bind",
+        "bound",
+        "clear_bound",
         "flush_all",
         "shutdown",
+        "unbind",
         "__version__",
     }
     assert sorted(segment_logging.__all__) == sorted(set(segment_logging.__all__))

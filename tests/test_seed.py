@@ -678,7 +678,8 @@ def test_async_aclose_cancelled_by_a_timeout_keeps_and_reports_the_buffer(
     with caplog.at_level(logging.WARNING, logger="segment_logging"):
         asyncio.run(main())
     assert server.wait_for(1, 5.0)
-    assert [m["userId"] for m in server.messages] == ["user-0"]
+    assert {m["userId"] for m in server.messages} == {"user-0"}  # once, or resent with its messageId
+    assert len({m["messageId"] for m in server.messages}) == 1
 
 
 def test_async_flush_after_a_cancelled_aclose_delivers(server: SegmentServer) -> None:
@@ -695,7 +696,9 @@ def test_async_flush_after_a_cancelled_aclose_delivers(server: SegmentServer) ->
         await auto.aclose()
 
     asyncio.run(main())
-    assert len(server.messages) == 1
+    # The cancelled request may have reached the server before it was given up: a resend then
+    # carries the same messageId, which Segment de-duplicates.
+    assert len({m["messageId"] for m in server.messages}) == 1
 
 
 def test_async_batcher_works_from_a_second_event_loop(server: SegmentServer) -> None:
