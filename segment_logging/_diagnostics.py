@@ -55,11 +55,15 @@ silent_handlers: tuple[type[logging.Handler], ...] = ()
 
 
 def _shown_elsewhere(level: int) -> bool:
-    """Whether a handler that is not one of :data:`silent_handlers` would handle a record at ``level``."""
+    """Whether a handler that shows records at once (not one of :data:`silent_handlers`, not a
+    buffering handler) would handle a record at ``level``."""
+    handlers_module = sys.modules.get("logging.handlers")
+    # A MemoryHandler only holds a report back, until it is flushed into its target (perhaps us).
+    buffering = (handlers_module.BufferingHandler,) if handlers_module is not None else ()
     current: logging.Logger | None = logger
     while current is not None:
         for handler in current.handlers:
-            if not isinstance(handler, silent_handlers) and level >= handler.level:
+            if not isinstance(handler, silent_handlers + buffering) and level >= handler.level:
                 return True
         current = current.parent if current.propagate else None
     return False

@@ -30,6 +30,7 @@ RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)
     "asctime",
     "taskName",
     "segment",
+    "_segment_logging_message",  # KEPT_MESSAGE
 }
 
 REPORTS_LOGGER = "segment_logging"
@@ -128,6 +129,7 @@ class SegmentHandler(logging.Handler):
         logging._checkLevel(level)  # type: ignore[attr-defined]  # raises before a core exists
         self._core = Core(write_key, **options)
         self._core.closed_by_logging = True  # logging.shutdown() closes it, after the exit flushes
+        keep_messages_through_queues()
         # A second SegmentHandler for the same source on a record's path (one on
         # "app", one on the root) must not send it again under a new messageId.
         self._token = (self._core.host, self._core.write_key_token)
@@ -191,10 +193,7 @@ class SegmentHandler(logging.Handler):
         if event_dict is not None:
             name = str(event_dict.get("event", ""))
         else:
-            try:
-                name = record.getMessage()
-            except Exception as exc:  # noqa: BLE001 - "%d" % "x": the worker decides, and counts it
-                name = unformatted(str(record.msg), exc)
+            name = attributes.get(KEPT_MESSAGE) or _logged_message(record)
         return (capture_metadata(metadata), name, record.created, record.name or "", extra)
 
     def _own(self, record: logging.LogRecord) -> bool:
@@ -254,6 +253,97 @@ class SegmentHandler(logging.Handler):
 
 
 _diagnostics.silent_handlers = (SegmentHandler,)
+
+KEPT_MESSAGE = "_segment_logging_message"
+"""Record attribute: an event's message as logged, kept by :class:`_KeepMessage` before a
+``QueueHandler`` replaces ``msg`` with its formatted line."""
+_TRACEBACK_MARKERS = ("\nTraceback (most recent call last):", "\nStack (most recent call last):")
+
+
+def _logged_message(record: logging.LogRecord) -> str:
+    """``msg % args`` of the record as logged, also for a record a QueueHandler already formatted."""
+    msg = record.msg
+    if record.args is None and isinstance(msg, str) and record.__dict__.get("message") is msg:
+        # QueueHandler.prepare() replaced msg with the formatted line and set args to None.
+        keep_messages_through_queues()  # exact for the records that follow
+        return _unformat(record, str(msg))
+    try:
+        return record.getMessage()
+    except Exception as exc:  # noqa: BLE001 - "%d" % "x": the worker decides, and counts it
+        return unformatted(str(msg), exc)
+
+
+def _unformat(record: logging.LogRecord, line: str) -> str:
+    """The message inside ``line``, the formatted text of ``record`` by one of the QueueHandlers."""
+    for marker in _TRACEBACK_MARKERS:
+        line = line.split(marker, 1)[0]
+    for formatter in _queue_formatters():
+        try:
+            probe = logging.makeLogRecord({**record.__dict__, "message": "\x00", "exc_text": None})
+            prefix, _, suffix = formatter.formatMessage(probe).partition("\x00")
+        except Exception:  # noqa: BLE001 - a formatter that needs what the copy lacks: try the next
+            continue
+        if line.startswith(prefix) and line.endswith(suffix) and len(line) >= len(prefix) + len(suffix):
+            return line[len(prefix) : len(line) - len(suffix)]
+    _report_formatted_once()
+    return line
+
+
+def _queue_formatters() -> list[logging.Formatter]:
+    handlers_module = sys.modules.get("logging.handlers")
+    if handlers_module is None:
+        return []
+    formatters = []
+    for ref in list(getattr(logging, "_handlerList", ())):  # weak references to every live handler
+        handler = ref()
+        if isinstance(handler, handlers_module.QueueHandler):
+            formatters.append(handler.formatter or logging.Formatter())
+    return formatters
+
+
+class _KeepMessage(logging.Filter):
+    """On a ``QueueHandler``: keep an event's message as logged, before the handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        attributes = record.__dict__
+        if "segment" in attributes and KEPT_MESSAGE not in attributes:
+            with contextlib.suppress(Exception):  # a message that cannot be formatted is handled later
+                attributes[KEPT_MESSAGE] = record.getMessage()
+        return True
+
+
+_keep_message = _KeepMessage()
+
+
+def keep_messages_through_queues() -> None:
+    """Put :class:`_KeepMessage` on every ``QueueHandler`` in the process (idempotent).
+
+    ``QueueHandler.prepare()`` turns a record's message into the formatted line
+    (a timestamp and level in front, a traceback behind) before the listener
+    hands it to SegmentHandler; the event's name must be the message as logged.
+    """
+    handlers_module = sys.modules.get("logging.handlers")
+    if handlers_module is None:
+        return
+    for ref in list(getattr(logging, "_handlerList", ())):  # weak references to every live handler
+        handler = ref()
+        if isinstance(handler, handlers_module.QueueHandler) and _keep_message not in handler.filters:
+            handler.addFilter(_keep_message)
+
+
+_reported_formatted = False
+
+
+def _report_formatted_once() -> None:
+    global _reported_formatted
+    if not _reported_formatted:
+        _reported_formatted = True
+        _diagnostics.report(
+            logging.WARNING,
+            "segment-logging: an event reached SegmentHandler already formatted by a handler in front of "
+            "it (a QueueHandler whose formatter could not be undone), so its name may carry that "
+            "formatting; name the event in its metadata (event=...) or put SegmentHandler before the queue",
+        )
 
 
 @contextlib.contextmanager

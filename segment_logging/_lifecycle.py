@@ -32,6 +32,7 @@ What happens to queued events when the process ends:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -41,6 +42,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from . import _diagnostics
 from ._clock import monotonic
 from ._diagnostics import flush_reports, quiet_http_loggers
 
@@ -120,8 +122,40 @@ def _begin_exit(cores: Iterable[Core]) -> float:
     return latest
 
 
+def _drain_queue_listeners() -> None:
+    """Hand a SegmentHandler what running ``QueueListener`` threads have not taken yet.
+
+    A listener nobody stopped leaves records in its queue at exit: its daemon
+    thread dies with the process. Records are taken from the queue here, so each
+    is handled once, by this thread or the listener's.
+    """
+    handlers_module = sys.modules.get("logging.handlers")
+    if handlers_module is None:
+        return
+    for thread in threading.enumerate():
+        listener = getattr(getattr(thread, "_target", None), "__self__", None)  # QueueListener._monitor
+        if not isinstance(listener, handlers_module.QueueListener):
+            continue
+        if not any(isinstance(handler, _diagnostics.silent_handlers) for handler in listener.handlers):
+            continue
+        queue = listener.queue
+        while True:
+            try:
+                record = queue.get_nowait()
+            except Exception:  # noqa: BLE001 - queue.Empty, or a queue of another kind giving up
+                break
+            if record is listener._sentinel:
+                queue.put_nowait(record)  # the listener is being stopped: leave it its signal
+                break
+            with contextlib.suppress(Exception):
+                listener.handle(record)
+            if hasattr(queue, "task_done"):
+                queue.task_done()
+
+
 def _flush_everything() -> None:
     """Deliver what every core holds within its exit deadline; wait for those already closing."""
+    _drain_queue_listeners()
     cores = live_cores()
     flush_cores(cores, _begin_exit(cores))
     for core in cores:
@@ -136,6 +170,7 @@ def _flush_at_exit() -> None:
 
 def _close_at_exit() -> None:
     """atexit, registered at import: deliver what later hooks logged; close what logging will not."""
+    _drain_queue_listeners()
     cores = live_cores()
     flush_cores(cores, _begin_exit(cores))
     close_cores(core for core in cores if not core.closed_by_logging)

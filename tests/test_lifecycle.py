@@ -274,3 +274,23 @@ def test_asgi_servers_deliver_what_was_logged_before_the_stop(
     status, _, stderr = finish(process, timeout=60)
     assert status in (0, -signal.SIGTERM, -signal.SIGINT, 128 + signum, 1), stderr
     assert len(server.events("Request")) == 51, stderr  # the warm-up and the 50
+
+
+def test_queue_handler_chain_keeps_event_names_and_loses_nothing_at_exit(
+    script: Script, server: SegmentServer
+) -> None:
+    """Behind a QueueHandler with a formatter and a QueueListener never stopped: every event arrives at
+    exit, named as logged (no timestamp prefix, no traceback)."""
+    status, _, stderr = finish(script("queue_chain.py", "500"))
+    assert status == 0, stderr
+    assert len(server.events("Signup web")) == 500, stderr
+    assert len(server.events("Checkout failed")) == 1
+    assert {m["event"] for m in server.messages} == {"Signup web", "Checkout failed"}
+
+
+def test_reports_reach_stderr_when_only_a_buffering_handler_would_take_them(script: Script) -> None:
+    """With a MemoryHandler as the only other handler, the library's report goes to stderr at once
+    instead of into the buffer (where it would be seen late, or never)."""
+    status, _, stderr = finish(script("memory_handler_only.py"))
+    assert status == 0, stderr
+    assert "logged after close()" in stderr
