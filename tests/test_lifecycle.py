@@ -18,7 +18,7 @@ from subprocess import Popen
 
 import httpx
 import pytest
-from conftest import finish, wait_for_line
+from conftest import SCRIPTS, finish, wait_for_line
 
 import segment_logging
 from segment_logging import SegmentHandler
@@ -294,3 +294,39 @@ def test_reports_reach_stderr_when_only_a_buffering_handler_would_take_them(scri
     status, _, stderr = finish(script("memory_handler_only.py"))
     assert status == 0, stderr
     assert "logged after close()" in stderr
+
+
+@needs_fork
+def test_django_runserver_stop_and_reload_lose_nothing_already_due(
+    script: Script, server: SegmentServer, tmp_path: Path
+) -> None:
+    """Django's runserver with its autoreloader: events go out within flush_interval, so its SIGKILL of the
+    serving child on a reload or a stop takes nothing older; a reload brings no "logged after close()"
+    warning, and the new child sends its own events."""
+    pytest.importorskip("django")
+    port = _free_port()
+    process = script("django_site.py", "runserver", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}/signup"
+    _wait_until_serving(f"{url}/warm-up", process, timeout=60)
+    with httpx.Client(timeout=10) as client:
+        first_pid = client.get(f"{url}/0").text
+        for index in range(1, 20):
+            client.get(f"{url}/{index}")
+        assert server.wait_for(21, 10)  # the warm-up and the 20, before anything stops
+        (SCRIPTS / "django_site.py").touch()  # the autoreloader replaces the serving child
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if client.get(f"{url}/after-reload").text != first_pid:
+                    break
+            except httpx.TransportError:
+                pass  # between the two children
+            threading.Event().wait(0.2)
+        else:
+            raise AssertionError("runserver did not reload")
+    assert server.wait_for(22, 10)
+    process.send_signal(signal.SIGTERM)
+    status, _, stderr = finish(process, timeout=30)
+    assert status == 0, stderr
+    assert "after close" not in stderr, stderr
+    assert "Traceback" not in stderr, stderr
