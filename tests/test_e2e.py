@@ -112,3 +112,16 @@ def test_e2e_config_names_the_suites_passed() -> None:
     """e2e-config.json names the suites this CLI passes."""
     config = json.loads((ROOT / "e2e-config.json").read_text())
     assert config["test_suites"] == "basic,retry"
+
+
+def test_the_segment_logging_command_runs_it(
+    server: SegmentServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`segment-logging e2e --input ...` is the same e2e-cli, as a subcommand of the project's command."""
+    from segment_logging._cli import main as cli
+
+    status = cli(["e2e", "--input", json.dumps(_spec(server))])
+    result = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert result["success"] is True
+    assert len(server.messages) == 6
