@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING
 
 from . import _diagnostics
 from ._clock import monotonic
-from ._diagnostics import flush_reports, quiet_http_loggers
+from ._diagnostics import flush_reports, plural, quiet_http_loggers, report
 
 if TYPE_CHECKING:
     from ._worker import Core, Flush
@@ -153,14 +154,19 @@ def _drain_queue_listeners() -> None:
                 queue.task_done()
 
 
-def _flush_everything() -> None:
-    """Deliver what every core holds within its exit deadline; wait for those already closing."""
+def _flush_everything() -> bool:
+    """Deliver what every core holds within its exit deadline; wait for those already closing.
+
+    Returns:
+        True when everything settled in time.
+    """
     _drain_queue_listeners()
     cores = live_cores()
-    flush_cores(cores, _begin_exit(cores))
+    done = flush_cores(cores, _begin_exit(cores))
     for core in cores:
         if core.closing():  # closed on another path that this one interrupted (a finalizer)
             core.wait_closed()
+    return done
 
 
 def _flush_at_exit() -> None:
@@ -243,7 +249,15 @@ def _install_sigterm_handler() -> None:
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    _flush_everything()
+    if not _flush_everything():
+        left = sum(core.stats()["queued"] for core in live_cores())
+        if left:
+            report(
+                logging.ERROR,
+                "segment-logging: SIGTERM: %s not delivered before the process ends (shutdown_timeout "
+                "ran out, or logging was being configured when the signal came)",
+                plural(left, "event"),
+            )
     # Die of SIGTERM as without us (status 143), after delivering.
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
@@ -301,8 +315,14 @@ def _hook_multiprocessing() -> None:
     while the child imported its main module, before the bootstrap).
     """
     global _mp_hooked
+    if _mp_hooked:
+        return
     mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is None or _mp_hooked:
+    if mp_util is None and ("billiard" in sys.modules or "multiprocessing" in sys.modules):
+        # A billiard child imports its (multiprocessing's) registries only in its bootstrap,
+        # after this fork hook: import them now, so the finalizer gets in before it.
+        import multiprocessing.util as mp_util
+    if mp_util is None:
         return
     _mp_hooked = True
     _register_mp_finalizer(None)
@@ -343,10 +363,21 @@ def _hook_billiard_worker() -> None:
 
 
 def _close_in_mp_child() -> None:
-    import multiprocessing
-
-    if multiprocessing.parent_process() is not None:  # the main process ends through atexit
+    if _in_child_process():  # the main process ends through atexit
         close_all()
+
+
+def _in_child_process() -> bool:
+    """Whether this is a multiprocessing or billiard child (billiard keeps its own process record)."""
+    multiprocessing_module = sys.modules.get("multiprocessing")
+    if multiprocessing_module is not None and multiprocessing_module.parent_process() is not None:
+        return True
+    billiard_process = sys.modules.get("billiard.process")
+    # billiard has no parent_process(); its main process record alone has no parent pid.
+    return (
+        billiard_process is not None
+        and getattr(billiard_process.current_process(), "_parent_pid", None) is not None
+    )
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

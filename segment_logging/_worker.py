@@ -104,6 +104,9 @@ class Flush:
         self.abandoned = False  # its waiter gave up: the worker forgets it
 
 
+_held: set[Core] = set()
+"""Cores with events their idle (or starting) worker has not picked up yet: kept alive until it does,
+so an application that drops a handler right after logging loses nothing."""
 _DISTINCT_PROBLEMS = 100
 """How many distinct kinds of invalid-event problem are each reported once; past it, only counts."""
 _FLUSH_SLICE = 0.5
@@ -255,6 +258,8 @@ class Core:
         if self._thread is None:
             self._start_worker()
         elif self._waiting and (self._idle or len(self._intake) + len(self._pending) >= self.max_batch_size):
+            if self._idle:
+                _held.add(self)  # the idle worker holds the core weakly: keep it alive until picked up
             self._wake.set()
 
     def _report_drop(self) -> None:
@@ -423,6 +428,7 @@ class Core:
                 self._start_failed = True
                 return
             self._starting = True
+            _held.add(self)  # alive until the new worker holds it, even if the application drops it now
             _lifecycle.first_event_here()
             try:
                 wake = self._wake
@@ -441,6 +447,7 @@ class Core:
 
     def after_fork_in_child(self) -> None:
         """Forget the parent's queue, lock, connections and worker (they are the parent's)."""
+        _held.discard(self)
         self._setup()
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
         if self._redirected is not None:
@@ -727,6 +734,7 @@ def _work(ref: weakref.ReferenceType[Core]) -> None:
     core = ref()
     if core is None:
         return
+    _held.discard(core)
     ident = threading.get_ident()
     core.worker_ident = ident
     worker_threads.add(ident)
@@ -757,6 +765,7 @@ def _work(ref: weakref.ReferenceType[Core]) -> None:
                 core = ref()
                 if core is None:
                     return  # dropped by the application, with nothing left to send
+                _held.discard(core)
             else:
                 wake.wait(timeout)
             core._waiting = False

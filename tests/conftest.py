@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -125,3 +126,33 @@ def framework_snippets(module: str) -> list[str]:
     """
     blocks = re.findall(r"```python framework\n(.*?)```", README.read_text(), flags=re.DOTALL)
     return [block for block in blocks if module in block]
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A loopback port that accepts TCP connections but never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(100)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+@pytest.fixture
+def new_logger() -> Iterator[Callable[[], logging.Logger]]:
+    """Make a non-propagating logger inside the test, where pytest attaches no capture handler
+    (pytest's handler formats and keeps every record it sees)."""
+    made: list[logging.Logger] = []
+
+    def make() -> logging.Logger:
+        log = logging.getLogger(f"test.worker.fresh{len(made)}.{id(made)}")
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        made.append(log)
+        return log
+
+    yield make
+    for log in made:
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+        log.filters.clear()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -447,16 +446,6 @@ def test_delivery_at_interpreter_exit(server: SegmentServer) -> None:
     assert done.returncode == 0, done.stderr
     assert len(server.messages) == 250
     assert len(set(server.message_ids())) == 250
-
-
-@pytest.fixture
-def black_hole() -> Iterator[str]:
-    """A loopback port that accepts TCP connections but never answers."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(100)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
 
 
 def test_exit_is_bounded_when_segment_never_answers(black_hole: str) -> None:

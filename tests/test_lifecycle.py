@@ -195,14 +195,14 @@ def test_shutdown_delivers_and_closes(
 
 
 @needs_fork
-def test_billiard_pool_workers_deliver_when_replaced(script: Script, server: SegmentServer) -> None:
-    """billiard pool workers replaced after maxtasksperchild (they leave through os._exit) deliver
-    every task's event."""
+def test_billiard_processes_and_pool_workers_deliver(script: Script, server: SegmentServer) -> None:
+    """billiard Processes, and pool workers replaced after maxtasksperchild (all leave through
+    os._exit), deliver every event."""
     pytest.importorskip("billiard")
     status, _, stderr = finish(script("billiard_pool.py", "40"), timeout=90)
     assert status == 0, stderr
-    assert len(server.events("FromTask")) == 40
-    assert len(set(server.message_ids())) == 40
+    assert len(server.events("FromTask")) == 44
+    assert len(set(server.message_ids())) == 44
 
 
 @needs_fork
@@ -332,3 +332,35 @@ def test_django_runserver_stop_and_reload_lose_nothing_already_due(
     assert status == 0, stderr
     assert "after close" not in stderr, stderr
     assert "Traceback" not in stderr, stderr
+
+
+@needs_fork
+def test_sigterm_with_segment_hanging_is_bounded_and_reported(
+    script: Script, server: SegmentServer, black_hole: str
+) -> None:
+    """SIGTERM while Segment never answers: the process still dies of SIGTERM within about
+    shutdown_timeout, and says what it could not deliver."""
+    process = script("sigterm.py", "5", extra_env={"SEGMENT_HOST": black_hole, "SHUTDOWN_TIMEOUT": "1"})
+    wait_for_line(process, "ready")
+    process.send_signal(signal.SIGTERM)
+    status, _, stderr = finish(process, timeout=20)
+    assert status == -signal.SIGTERM, stderr
+    assert "5 events not delivered" in stderr
+
+
+def test_a_handler_dropped_right_after_logging_still_delivers(
+    server: SegmentServer, new_logger: Callable[[], logging.Logger]
+) -> None:
+    """An application that logs and then drops its handler (no close()) while the worker is idle still
+    has the event delivered, every time."""
+    logger = new_logger()
+    for attempt in range(20):
+        handler = SegmentHandler(server.write_key, host=server.url, flush_interval=0.01)
+        logger.addHandler(handler)
+        logger.info("First", extra={"segment": {"user_id": f"u{attempt}"}})
+        assert handler.flush(5)  # the worker is idle now
+        logger.info("Last", extra={"segment": {"user_id": f"u{attempt}"}})
+        logger.removeHandler(handler)
+        del handler
+    assert server.wait_for(40, 10)
+    assert len(server.events("Last")) == 20

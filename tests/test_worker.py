@@ -9,7 +9,7 @@ import logging
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from freezegun import freeze_time
@@ -18,26 +18,6 @@ from segment_logging import SegmentHandler
 from segment_logging.testing import ErrorRecorder, SegmentServer
 
 MakeHandler = Callable[..., SegmentHandler]
-
-
-@pytest.fixture
-def new_logger() -> Iterator[Callable[[], logging.Logger]]:
-    """Make a non-propagating logger inside the test, where pytest attaches no capture handler
-    (pytest's handler formats and keeps every record it sees)."""
-    made: list[logging.Logger] = []
-
-    def make() -> logging.Logger:
-        log = logging.getLogger(f"test.worker.fresh{len(made)}.{id(made)}")
-        log.setLevel(logging.INFO)
-        log.propagate = False
-        made.append(log)
-        return log
-
-    yield make
-    for log in made:
-        for handler in list(log.handlers):
-            log.removeHandler(handler)
-        log.filters.clear()
 
 
 def _reports(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -1,6 +1,8 @@
-"""A billiard (Celery's multiprocessing fork) pool whose workers are replaced every few tasks.
+"""Four billiard (Celery's multiprocessing fork) Processes, then a pool whose workers are replaced
+every few tasks.
 
-billiard's workers end with ``os._exit()``. Usage: ``billiard_pool.py TASKS``; every task logs one event.
+billiard's children end with ``os._exit()``. Usage: ``billiard_pool.py TASKS``; every task and every
+Process logs one event.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ def task(index: int) -> int:
 
 if __name__ == "__main__":
     tasks = int(sys.argv[1])
-    pool = billiard.get_context("fork").Pool(2, maxtasksperchild=5)
+    context = billiard.get_context("fork")
+    processes = [context.Process(target=task, args=(1000 + index,)) for index in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    pool = context.Pool(2, maxtasksperchild=5)
     assert pool.map(task, range(tasks)) == list(range(tasks))
     pool.close()
     pool.join()

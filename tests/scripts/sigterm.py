@@ -7,6 +7,7 @@ installs its own SIGTERM handler after configuring logging (it exits with 3).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -15,7 +16,9 @@ from segment_logging import SegmentHandler
 
 log = logging.getLogger("app")
 log.setLevel(logging.INFO)
-log.addHandler(SegmentHandler(flush_interval=3600, shutdown_timeout=5))
+log.addHandler(
+    SegmentHandler(flush_interval=3600, shutdown_timeout=float(os.environ.get("SHUTDOWN_TIMEOUT", "5")))
+)
 
 if sys.argv[2:] == ["own-handler"]:
 
