@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpcore
@@ -29,11 +29,31 @@ _WRITE_SLICE = 16_384
 """Bytes written per socket call, so a server that reads slowly meets the deadline between calls."""
 
 
+_MEANWHILE_SLICE = 0.05
+"""Seconds a read waits at a time while the sending thread has other work (see :func:`meanwhile`)."""
+
+
 class _State(threading.local):
     until: float | None = None
+    meanwhile: Callable[[], object] | None = None
 
 
 _state = _State()
+
+
+@contextlib.contextmanager
+def meanwhile(work: Callable[[], object]) -> Iterator[None]:
+    """While this thread waits for an answer, call ``work`` every :data:`_MEANWHILE_SLICE` seconds.
+
+    The worker encodes what the application logs while a request is in flight, so
+    a server that is slow to answer cannot make unencoded events pile up beyond
+    what ``max_queue_bytes`` bounds.
+    """
+    previous, _state.meanwhile = _state.meanwhile, work
+    try:
+        yield
+    finally:
+        _state.meanwhile = previous
 
 
 @contextlib.contextmanager
@@ -61,7 +81,24 @@ class _Stream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _left(timeout, httpcore.ReadTimeout))
+        left = _left(timeout, httpcore.ReadTimeout)
+        work = _state.meanwhile
+        if work is None:
+            return self._inner.read(max_bytes, left)
+        end = None if left is None else monotonic() + left
+        while True:
+            step = _MEANWHILE_SLICE if end is None else min(end - monotonic(), _MEANWHILE_SLICE)
+            if step <= 0:
+                raise httpcore.ReadTimeout("the request's deadline passed (timeout covers the whole request)")
+            try:
+                # A socket read that times out consumes nothing (with TLS, OpenSSL keeps any
+                # partial record): reading again after the other work is safe.
+                return self._inner.read(max_bytes, step)
+            except httpcore.ReadTimeout:
+                if end is not None and monotonic() >= end:
+                    raise
+            with contextlib.suppress(Exception):  # the other work must not fail the request
+                work()
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         for start in range(0, len(buffer), _WRITE_SLICE):

@@ -50,6 +50,7 @@ from ._batch import (
     take_batch,
 )
 from ._clock import monotonic
+from ._deadline import meanwhile
 from ._diagnostics import RateLimit, flush_reports, plural, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import from_metadata, plain_track_wire
@@ -637,7 +638,8 @@ class Core:
                     redirected[1], batch, wait=self._pause, deadline=self._deadline
                 )
             elif self.send:
-                delivery = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
+                with meanwhile(self._drain):  # keep encoding (and bounding) what arrives meanwhile
+                    delivery = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
             else:  # send=False: validated, converted and counted; nothing leaves the process
                 delivery = Delivery(len(batch), requests=1, sent=len(batch), carried=len(batch))
         except DeliveryError as exc:

@@ -8,6 +8,7 @@ import gc
 import logging
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 
@@ -292,3 +293,29 @@ def test_a_slow_value_does_not_hold_other_events(
     assert handler.flush(5)
     (slow,) = server.events("SlowOne")
     assert slow["properties"] == {"v": "slow"}
+
+
+def test_max_queue_bytes_holds_while_a_request_hangs(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """While a request waits on a server that does not answer, the worker keeps encoding what arrives,
+    so max_queue_bytes still bounds the queue: past it, events are dropped and counted."""
+    handler = make_handler(timeout=10, max_queue_bytes=200_000, flush_interval=0.01)
+    logger.addHandler(handler)
+    server.pause()
+    try:
+        logger.info("First", extra={"segment": {"user_id": "u"}})
+        assert server.wait_for_held(1)  # the worker is inside that request now
+        for n in range(400):
+            logger.info("Big", extra={"segment": {"user_id": f"u{n}", "properties": {"blob": "x" * 5_000}}})
+        settled = threading.Event()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not settled.wait(0.05):  # a condition, polled
+            if handler.stats()["dropped"] > 0:
+                settled.set()
+        stats = handler.stats()
+        assert stats["dropped"] > 0, stats
+        assert (stats["queued"] - 1) * 5_000 <= 200_000, stats  # what waits fits the bound
+    finally:
+        server.resume()
+    assert handler.flush(10)
