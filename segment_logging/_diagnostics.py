@@ -87,8 +87,9 @@ _deferred: deque[_Report] = deque()
 """Reports made on a worker thread, waiting to be logged by the reporter thread or a flush()."""
 _reporter: threading.Thread | None = None
 _reporter_wake = Wakeup()
-_emitting = threading.Lock()
-"""Held while a deferred report is being logged, so flush() can wait for it (briefly)."""
+_emitting = threading.RLock()
+"""Held while a deferred report is being logged, so flush() can wait for it (briefly). Reentrant:
+a signal handler that flushes may interrupt a flush() of the same thread between its two calls."""
 _REPORT_WAIT = 1.0
 """Seconds flush() waits for a report the reporter thread is logging (it may wait on a lock)."""
 
@@ -165,7 +166,7 @@ def _report_forever() -> None:
 def _reset_after_fork() -> None:
     global _reporter, _emitting, _reporter_wake
     _reporter = None  # the parent's thread does not exist in the child
-    _emitting = threading.Lock()
+    _emitting = threading.RLock()
     _reporter_wake = Wakeup()
     worker_threads.clear()  # nor do its workers; their idents may be reused
 
