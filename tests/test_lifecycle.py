@@ -103,11 +103,13 @@ def test_sigterm_handler_that_flushes_and_exits_while_logging(
 def test_events_logged_by_exit_hooks_and_memory_handlers_arrive(
     script: Script, server: SegmentServer
 ) -> None:
-    """An atexit hook registered before the handler logs at exit, and a MemoryHandler closed after the
-    SegmentHandler flushes into it: everything arrives, with no "logged after close()" warning."""
+    """An atexit hook registered before the handler logs at exit, a MemoryHandler closed after the
+    SegmentHandler flushes into it, and atexit.register(handler.flush) runs: everything arrives, with
+    no "logged after close()" warning and no error."""
     status, _, stderr = finish(script("exit_hooks.py"))
     assert status == 0, stderr
     assert "after close" not in stderr, stderr
+    assert "call stack is not deep enough" not in stderr, stderr  # atexit.register(handler.flush)
     assert len(server.events("FromAtexit")) == 1
     assert len(server.events("Direct")) == 50
     assert len(server.events("Buffered")) == 50
