@@ -145,7 +145,9 @@ def new_logger() -> Iterator[Callable[[], logging.Logger]]:
     made: list[logging.Logger] = []
 
     def make() -> logging.Logger:
-        log = logging.getLogger(f"test.worker.fresh{len(made)}.{id(made)}")
+        # A name never used before: pytest attaches its capture handler to every logger that
+        # exists when a test starts, so a logger of an earlier test would keep records alive.
+        log = logging.getLogger(f"test.fresh{next(_names)}")
         log.setLevel(logging.INFO)
         log.propagate = False
         made.append(log)
