@@ -290,15 +290,16 @@ def _unformat(record: logging.LogRecord, line: str) -> str:
 
 
 def _queue_formatters() -> list[logging.Formatter]:
+    return [handler.formatter or logging.Formatter() for handler in _queue_handlers()]
+
+
+def _queue_handlers() -> list[logging.Handler]:
+    """Every live ``QueueHandler`` (none while ``logging.handlers`` was never imported)."""
     handlers_module = sys.modules.get("logging.handlers")
     if handlers_module is None:
         return []
-    formatters = []
-    for ref in list(getattr(logging, "_handlerList", ())):  # weak references to every live handler
-        handler = ref()
-        if isinstance(handler, handlers_module.QueueHandler):
-            formatters.append(handler.formatter or logging.Formatter())
-    return formatters
+    live = (ref() for ref in list(getattr(logging, "_handlerList", ())))  # weak refs to live handlers
+    return [handler for handler in live if isinstance(handler, handlers_module.QueueHandler)]
 
 
 class _KeepMessage(logging.Filter):
@@ -322,12 +323,8 @@ def keep_messages_through_queues() -> None:
     (a timestamp and level in front, a traceback behind) before the listener
     hands it to SegmentHandler; the event's name must be the message as logged.
     """
-    handlers_module = sys.modules.get("logging.handlers")
-    if handlers_module is None:
-        return
-    for ref in list(getattr(logging, "_handlerList", ())):  # weak references to every live handler
-        handler = ref()
-        if isinstance(handler, handlers_module.QueueHandler) and _keep_message not in handler.filters:
+    for handler in _queue_handlers():
+        if _keep_message not in handler.filters:
             handler.addFilter(_keep_message)
 
 
