@@ -6,7 +6,7 @@ Not part of ``run.py``'s table; run it when changing the hot path::
 
 It starts the loopback sink in a subprocess, logs the burst with cProfile on
 the calling thread, and with a second cProfile inside the worker thread (by
-wrapping ``Core._run`` in this process only), then prints both profiles sorted
+wrapping ``EventQueue._run`` in this process only), then prints both profiles sorted
 by own time, plus the garbage collector's passes during the burst.
 """
 
@@ -41,16 +41,16 @@ def main() -> None:
     from segment_logging import _worker
 
     worker_profile = cProfile.Profile()
-    original_run = _worker.Core._run
+    original_run = _worker.EventQueue._run
 
-    def profiled_run(self: _worker.Core) -> None:
+    def profiled_run(self: _worker.EventQueue) -> None:
         worker_profile.enable()
         try:
             original_run(self)
         finally:
             worker_profile.disable()
 
-    _worker.Core._run = profiled_run  # type: ignore[method-assign]
+    _worker.EventQueue._run = profiled_run  # type: ignore[method-assign]
     passes: list[tuple[int, float]] = []
     started: list[float] = []
 

@@ -1,15 +1,17 @@
 """Segment's size limits and the batching rules built on them, in one place.
 
-Everything here is pure: no threads, no sockets, no clocks. The worker, the
-seed-style ``Batcher`` and the tests all use these functions.
+Everything here is pure (no threads, no sockets; the one clock read is ``sentAt`` in
+:meth:`Batch.body`). The worker, the ``Batcher`` and the tests all use these rules, and
+:class:`Batch` is what a ``Batcher`` hands to ``HttpClient.send``.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import _json
@@ -137,3 +139,36 @@ def build_body(pieces: Iterable[bytes], sent_at: str, context: bytes = b"") -> b
 def decode_pieces(pieces: Iterable[bytes]) -> list[dict[str, Any]]:
     """Decode encoded messages back to dicts, for error reports."""
     return [json.loads(piece) for piece in pieces]
+
+
+class Batch:
+    """One ``/v1/batch`` request's worth of messages, encoded: what ``Batcher.into_batch()`` returns.
+
+    Send it with ``HttpClient.send(write_key, batch)`` (or ``await`` the async client's).
+
+    Attributes:
+        pieces: the encoded messages, compact JSON bytes each.
+        context: the batch-level ``,"context":{...}`` fragment, or ``b""`` for none.
+    """
+
+    __slots__ = ("context", "pieces")
+
+    def __init__(self, pieces: Sequence[bytes], context: bytes = b"") -> None:
+        self.pieces: tuple[bytes, ...] = tuple(pieces)
+        self.context = context
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The messages decoded back to dicts (camelCase, as Segment receives them)."""
+        return decode_pieces(self.pieces)
+
+    def body(self) -> bytes:
+        """The request body Segment receives, with ``sentAt`` set to now."""
+        return build_body(self.pieces, format_timestamp(time.time()), self.context)
+
+    def __repr__(self) -> str:
+        size = body_size(sum(map(len, self.pieces)), len(self.pieces), self.context)
+        return f"<Batch of {len(self.pieces)} messages, {size:,} bytes>"

@@ -77,7 +77,7 @@ class SegmentEvents:
         self.flush_timeout = flush_timeout
         self._restores: list[Callable[[], None]] = []
         self._settled = True
-        self._invalid_before: weakref.WeakKeyDictionary[_worker.Core, int] = weakref.WeakKeyDictionary()
+        self._invalid_before: weakref.WeakKeyDictionary[_worker.EventQueue, int] = weakref.WeakKeyDictionary()
 
     # -- life cycle -----------------------------------------------------------------
 

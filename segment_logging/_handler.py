@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from . import _diagnostics
 from ._context import current as bound_context
 from ._diagnostics import worker_threads
-from ._options import Item, Options, check_option_names
+from ._options import Item, Options, Settings
 from ._values import capture_fields, capture_metadata
-from ._worker import Core, unformatted
+from ._worker import EventQueue, unformatted
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -123,11 +123,11 @@ class SegmentHandler(logging.Handler):
         level: int | str = logging.NOTSET,
         **options: Unpack[Options],
     ) -> None:
-        check_option_names("SegmentHandler", options)
+        settings = Settings.of("SegmentHandler", options)
         if not isinstance(level, int | str):
             raise ValueError(f"level must be a level name or number, got {level!r}")
-        logging._checkLevel(level)  # type: ignore[attr-defined]  # raises before a core exists
-        self._core = Core(write_key, **options)
+        logging._checkLevel(level)  # type: ignore[attr-defined]  # raises before a queue exists
+        self._core = EventQueue(write_key, settings)
         self._core.closed_by_logging = True  # logging.shutdown() closes it, after the exit flushes
         keep_messages_through_queues()
         # A second SegmentHandler for the same source on a record's path (one on

@@ -48,14 +48,15 @@ from ._clock import monotonic
 from ._diagnostics import flush_reports, plural, quiet_http_loggers, report
 
 if TYPE_CHECKING:
-    from ._worker import Core, Flush
+    from ._backlog import Flush
+    from ._worker import EventQueue
 
-_live: weakref.WeakSet[Core] = weakref.WeakSet()
+_live: weakref.WeakSet[EventQueue] = weakref.WeakSet()
 _first_core_seen = False
 _mp_hooked = False
 
 
-def track(core: Core) -> None:
+def track(core: EventQueue) -> None:
     """Register a new core for the exit, signal and fork hooks."""
     global _first_core_seen
     _live.add(core)
@@ -76,7 +77,7 @@ def first_event_here() -> None:
     _install_sigterm_handler()
 
 
-def live_cores() -> list[Core]:
+def live_cores() -> list[EventQueue]:
     """Every core not yet garbage-collected, oldest first."""
     return list(_live)
 
@@ -89,9 +90,9 @@ def shutting_down() -> bool:
 # -- flushing and closing many cores at once ----------------------------------------------
 
 
-def flush_cores(cores: Iterable[Core], deadline: float | None) -> bool:
+def flush_cores(cores: Iterable[EventQueue], deadline: float | None) -> bool:
     """Flush every core concurrently until ``deadline`` (a monotonic instant, None: no limit)."""
-    started: list[tuple[Core, Flush]] = []
+    started: list[tuple[EventQueue, Flush]] = []
     for core in cores:
         marker = core.start_flush()
         if marker is not None:
@@ -102,7 +103,7 @@ def flush_cores(cores: Iterable[Core], deadline: float | None) -> bool:
     return done
 
 
-def close_cores(cores: Iterable[Core]) -> None:
+def close_cores(cores: Iterable[EventQueue]) -> None:
     """Close every core concurrently, each within its own deadline."""
     closing = list(cores)
     for core in closing:
@@ -112,7 +113,7 @@ def close_cores(cores: Iterable[Core]) -> None:
     flush_reports()
 
 
-def _begin_exit(cores: Iterable[Core]) -> float:
+def _begin_exit(cores: Iterable[EventQueue]) -> float:
     """Fix each core's exit deadline (once) and return the latest of them."""
     latest = monotonic()
     for core in cores:

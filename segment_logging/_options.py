@@ -1,4 +1,4 @@
-"""Options of every front end, and the validators that read them.
+"""Options of every front end and client: their names, their one set of defaults, their validators.
 
 Numbers and bools are also accepted as text, since ``dictConfig`` from YAML or
 ``fileConfig`` from INI passes strings. Every validator raises ``ValueError``
@@ -10,12 +10,16 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import httpx
 
 from ._auth import WriteKey
+from ._batch import DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, MAX_BATCH_SIZE, MAX_MESSAGE_BYTES, WRAPPER_BYTES
+from ._oauth import DEFAULT_SCOPE
+from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME, DEFAULT_MAX_RETRY_TIME
 
 if TYPE_CHECKING:
     from typing_extensions import NotRequired
@@ -27,18 +31,9 @@ Item = tuple[object, str, float, str, "Mapping[str, Any] | None"]
 """What a front end hands over: (metadata, log message, created, logger name, extra fields)."""
 
 
-class Options(TypedDict):
-    """The keyword options every front end (handler, structlog processor) accepts."""
-
-    host: NotRequired[str | None]
-    max_batch_size: NotRequired[int]
-    max_batch_bytes: NotRequired[int]
-    flush_interval: NotRequired[float]
-    max_queue_size: NotRequired[int]
-    max_queue_bytes: NotRequired[int]
-    gzip: NotRequired[bool]
+class _ClientOptions(TypedDict):
     timeout: NotRequired[float]
-    shutdown_timeout: NotRequired[float]
+    gzip: NotRequired[bool]
     max_retry_time: NotRequired[float]
     max_rate_limit_time: NotRequired[float]
     max_retries: NotRequired[int | None]
@@ -48,10 +43,92 @@ class Options(TypedDict):
     oauth_key_id: NotRequired[str | None]
     oauth_auth_server: NotRequired[str | None]
     oauth_scope: NotRequired[str]
-    on_error: NotRequired[ErrorCallback | None]
+
+
+class HttpClientOptions(_ClientOptions):
+    """The keyword options of :class:`~segment_logging.HttpClient`."""
+
     transport: NotRequired[httpx.BaseTransport | None]
-    clock: NotRequired[Callable[[], float] | None]
+
+
+class AsyncHttpClientOptions(_ClientOptions):
+    """The keyword options of :class:`~segment_logging.AsyncHttpClient`."""
+
+    transport: NotRequired[httpx.AsyncBaseTransport | None]
+
+
+class Options(HttpClientOptions):
+    """The keyword options every front end (handler, structlog processor) accepts."""
+
+    host: NotRequired[str | None]
+    max_batch_size: NotRequired[int]
+    max_batch_bytes: NotRequired[int]
+    flush_interval: NotRequired[float]
+    max_queue_size: NotRequired[int]
+    max_queue_bytes: NotRequired[int]
+    shutdown_timeout: NotRequired[float]
+    on_error: NotRequired[ErrorCallback | None]
     send: NotRequired[bool | None]
+
+
+CLIENT_OPTIONS = frozenset(HttpClientOptions.__annotations__) | frozenset(_ClientOptions.__annotations__)
+"""The options a client takes; the rest are the queue's."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option of the front ends and the clients: validated, each with its one default.
+
+    The handler, the structlog processor and the public clients all build one of these,
+    so a default or a bound is written here and nowhere else. Numbers and bools given as
+    text (dictConfig from YAML, fileConfig from INI) are converted; anything else invalid
+    raises ``ValueError`` naming the option.
+    """
+
+    host: str | None = field(default=None, repr=False)  # a URL may hold a password
+    max_batch_size: int = 100
+    max_batch_bytes: int = DEFAULT_BATCH_BYTES
+    flush_interval: float = 0.5
+    max_queue_size: int = 100_000
+    max_queue_bytes: int = 64_000_000
+    gzip: bool = True
+    timeout: float = 10.0
+    shutdown_timeout: float = 5.0
+    max_retry_time: float = DEFAULT_MAX_RETRY_TIME
+    max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME
+    max_retries: int | None = None
+    path: str = "/v1/batch"
+    oauth_client_id: str | None = None
+    oauth_client_key: str | None = field(default=None, repr=False)  # a private key: never shown
+    oauth_key_id: str | None = None
+    oauth_auth_server: str | None = None
+    oauth_scope: str = DEFAULT_SCOPE
+    on_error: ErrorCallback | None = None
+    transport: object = None
+    send: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name, check in _CHECKS.items():
+            object.__setattr__(self, name, check(name, getattr(self, name)))
+        if self.on_error is not None and not callable(self.on_error):
+            raise ValueError(f"on_error must be callable, got {self.on_error!r}")
+
+    @classmethod
+    def of(
+        cls, owner: str, options: Mapping[str, Any], *, allowed: frozenset[str] | None = None, **more: Any
+    ) -> Settings:
+        """Settings from an owner's keyword ``options`` (and ``more``, its own parameters).
+
+        Raises:
+            TypeError: an option ``owner`` does not take; the message names it.
+            ValueError: an invalid value; the message names the option.
+        """
+        check_option_names(owner, options, allowed)
+        return cls(**options, **more)
+
+    def client(self) -> Settings:
+        """Only what a client reads (for a repr that does not list the queue's options)."""
+        return Settings(**{name: getattr(self, name) for name in CLIENT_OPTIONS | {"host"}})
 
 
 def number_option(name: str, value: object, *, minimum: float, maximum: float | None = None) -> float:
@@ -86,13 +163,15 @@ def bool_option(name: str, value: object) -> bool:
     raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
-def check_option_names(owner: str, options: Mapping[str, object]) -> None:
+def check_option_names(
+    owner: str, options: Mapping[str, object], allowed: Iterable[str] | None = None
+) -> None:
     """Reject an unknown keyword option with a TypeError that names it and suggests the nearest.
 
     Raises:
-        TypeError: an option that is not one of :class:`Options`.
+        TypeError: an option that is not one of ``allowed`` (default: :class:`Options`).
     """
-    known = Options.__annotations__
+    known = list(Options.__annotations__ if allowed is None else allowed)
     for name in options:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
@@ -105,6 +184,25 @@ def integer_option(name: str, value: object, *, minimum: int, maximum: int | Non
     if number != int(number):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(number)
+
+
+_SMALLEST_BATCH = MAX_MESSAGE_BYTES + WRAPPER_BYTES
+_CHECKS: dict[str, Callable[[str, Any], object]] = {
+    "max_batch_size": lambda n, v: integer_option(n, v, minimum=1, maximum=MAX_BATCH_SIZE),
+    "max_batch_bytes": lambda n, v: integer_option(n, v, minimum=_SMALLEST_BATCH, maximum=MAX_BATCH_BYTES),
+    "flush_interval": lambda n, v: number_option(n, v, minimum=0.001),
+    "max_queue_size": lambda n, v: integer_option(n, v, minimum=1),
+    "max_queue_bytes": lambda n, v: integer_option(n, v, minimum=_SMALLEST_BATCH),
+    "gzip": bool_option,
+    "timeout": lambda n, v: number_option(n, v, minimum=0.001),
+    "shutdown_timeout": lambda n, v: number_option(n, v, minimum=0),
+    "max_retry_time": lambda n, v: number_option(n, v, minimum=0),
+    "max_rate_limit_time": lambda n, v: number_option(n, v, minimum=0),
+    "max_retries": lambda n, v: None if v is None else integer_option(n, v, minimum=0),
+    "send": lambda n, v: None if v is None else bool_option(n, v),
+}
+"""How each option is read. The rest are checked by what uses them: the host, path and oauth_* by the
+client (with its own messages), on_error here below, transport by the client of its kind."""
 
 
 def resolve_send(send: object) -> bool:

@@ -23,7 +23,7 @@ import weakref
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore  # noqa: F401 - see below
 import httpx
@@ -34,16 +34,19 @@ import httpx
 # half-initialised module ("LookupError: unknown encoding: idna"), and every
 # event of the child lost.
 from ._auth import WriteKey, redact
-from ._batch import build_body
+from ._batch import Batch, build_body
 from ._clock import monotonic
 from ._deadline import bound_client, bounded
 from ._diagnostics import plural
 from ._errors import DeliveryError
 from ._messages import format_timestamp
-from ._oauth import DEFAULT_SCOPE, OAuth, TokenRefused, default_auth_server
-from ._options import bool_option, integer_option, number_option
-from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME, DEFAULT_MAX_RETRY_TIME, RetryPolicy, RetryState, is_retryable
+from ._oauth import OAuth, TokenRefused, default_auth_server
+from ._options import CLIENT_OPTIONS, AsyncHttpClientOptions, HttpClientOptions, Settings
+from ._retry import RetryPolicy, RetryState, is_retryable
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "AsyncHttpClient",
@@ -57,8 +60,6 @@ __all__ = [
 ]
 
 DEFAULT_HOST = "https://api.segment.io"
-DEFAULT_PATH = "/v1/batch"
-DEFAULT_TIMEOUT = 10.0
 USER_AGENT = f"segment-logging/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
 _GZIP_LEVEL = 1  # JSON compresses well even at level 1; higher levels cost CPU the worker needs.
 MAX_ANSWER_BYTES = 4_096
@@ -99,7 +100,7 @@ def check_path(path: str) -> str:
     return path
 
 
-def check_host(host: str, path: str = DEFAULT_PATH) -> str:
+def check_host(host: str, path: str = Settings.path) -> str:
     """Validate ``host`` and return it without a trailing slash.
 
     ``host`` may carry a path prefix (``https://collect.example.com/api/v1/segment``),
@@ -378,39 +379,26 @@ def _follow(url: str, outcome: Outcome, hops: int) -> tuple[str | None, Outcome]
 class _Sender:
     """What the sync and async clients share: options and the retry decision."""
 
-    def __init__(
-        self,
-        host: str | None,
-        *,
-        timeout: float,
-        gzip: bool,
-        max_retry_time: float,
-        max_rate_limit_time: float,
-        max_retries: int | None,
-        path: str,
-        transport: Any,
-        transport_type: type,
-        oauth: dict[str, Any],
-    ) -> None:
-        self.path = check_path(path)
-        self.host = check_host(host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST, self.path)
-        self.timeout = number_option("timeout", timeout, minimum=0.001)
-        self.gzip = bool_option("gzip", gzip)
+    def _configure(self, settings: Settings, transport_type: type) -> None:
+        self.settings = settings = settings.client()
+        self.path = check_path(settings.path)
+        self.host = check_host(settings.host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST, self.path)
+        self.timeout = settings.timeout
+        self.gzip = settings.gzip
+        transport = settings.transport
         if transport is not None and not isinstance(transport, transport_type):
             raise ValueError(
                 f"transport must be an {transport_type.__module__}.{transport_type.__name__}, "
                 f"got {type(transport).__name__}"
             )
         self.policy = RetryPolicy(
-            max_retry_time=number_option("max_retry_time", max_retry_time, minimum=0),
-            max_rate_limit_time=number_option("max_rate_limit_time", max_rate_limit_time, minimum=0),
-            max_retries=None
-            if max_retries is None
-            else integer_option("max_retries", max_retries, minimum=0),
+            max_retry_time=settings.max_retry_time,
+            max_rate_limit_time=settings.max_rate_limit_time,
+            max_retries=settings.max_retries,
         )
         self._transport = transport
         self._url = f"{self.host}{self.path}"
-        self.oauth = _oauth_of(self.host, oauth)
+        self.oauth = _oauth_of(self.host, settings)
 
     def _request(
         self,
@@ -500,11 +488,12 @@ class _Sender:
         return f"{type(self).__name__}(host={self.host!r}, timeout={self.timeout!r})"
 
 
-def _oauth_of(host: str, options: dict[str, Any]) -> OAuth | None:
+def _oauth_of(host: str, settings: Settings) -> OAuth | None:
     """The OAuth settings from the ``oauth_*`` options, or None when none is set."""
-    if all(options[name] is None for name in ("client_id", "client_key", "key_id", "auth_server")):
+    given = (settings.oauth_client_id, settings.oauth_client_key, settings.oauth_key_id)
+    if all(value is None for value in given) and settings.oauth_auth_server is None:
         return None
-    auth_server = options["auth_server"] or default_auth_server(host)
+    auth_server = settings.oauth_auth_server or default_auth_server(host)
     if not isinstance(auth_server, str):
         raise ValueError(f"oauth_auth_server must be a str URL, not {type(auth_server).__name__}")
     try:
@@ -512,11 +501,11 @@ def _oauth_of(host: str, options: dict[str, Any]) -> OAuth | None:
     except ValueError as exc:
         raise ValueError(f"oauth_auth_server: {exc}") from None
     return OAuth(
-        client_id=options["client_id"],
-        client_key=options["client_key"],
-        key_id=options["key_id"],
+        client_id=settings.oauth_client_id,  # type: ignore[arg-type]  # OAuth checks each is a str
+        client_key=settings.oauth_client_key,  # type: ignore[arg-type]
+        key_id=settings.oauth_key_id,  # type: ignore[arg-type]
         auth_server=auth_server,
-        scope=options["scope"],
+        scope=settings.oauth_scope,
     )
 
 
@@ -542,11 +531,10 @@ def raise_failures(delivery: Delivery) -> None:
     )
 
 
-def _pieces_of(batch: Any) -> tuple[Sequence[bytes], bytes]:
-    pieces = getattr(batch, "pieces", None)
-    if pieces is None:
+def _pieces_of(batch: Batch) -> tuple[Sequence[bytes], bytes]:
+    if not isinstance(batch, Batch):
         raise TypeError(f"send() takes a Batch from Batcher.into_batch(), not {type(batch).__name__}")
-    return pieces, getattr(batch, "context", b"")
+    return batch.pieces, batch.context
 
 
 class HttpClient(_Sender):
@@ -576,42 +564,19 @@ class HttpClient(_Sender):
         ValueError: an option is invalid; the message names it.
     """
 
-    def __init__(
-        self,
-        host: str | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        transport: httpx.BaseTransport | None = None,
-        gzip: bool = True,
-        max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
-        max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
-        max_retries: int | None = None,
-        path: str = DEFAULT_PATH,
-        oauth_client_id: str | None = None,
-        oauth_client_key: str | None = None,
-        oauth_key_id: str | None = None,
-        oauth_auth_server: str | None = None,
-        oauth_scope: str = DEFAULT_SCOPE,
-    ) -> None:
-        super().__init__(
-            host,
-            timeout=timeout,
-            gzip=gzip,
-            max_retry_time=max_retry_time,
-            max_rate_limit_time=max_rate_limit_time,
-            max_retries=max_retries,
-            path=path,
-            transport=transport,
-            transport_type=httpx.BaseTransport,
-            oauth={
-                "client_id": oauth_client_id,
-                "client_key": oauth_client_key,
-                "key_id": oauth_key_id,
-                "auth_server": oauth_auth_server,
-                "scope": oauth_scope,
-            },
+    def __init__(self, host: str | None = None, **options: Unpack[HttpClientOptions]) -> None:
+        self._configure(
+            Settings.of("HttpClient", options, allowed=CLIENT_OPTIONS, host=host), httpx.BaseTransport
         )
         self._http: httpx.Client | None = None
+
+    @classmethod
+    def _with(cls, settings: Settings) -> HttpClient:
+        """A client configured by ``settings`` (already validated, as the handler's are)."""
+        client = cls.__new__(cls)
+        client._configure(settings, httpx.BaseTransport)
+        client._http = None
+        return client
 
     def _client(self) -> httpx.Client:
         # Made on first use: building the TLS context reads the CA bundle from disk.
@@ -622,11 +587,11 @@ class HttpClient(_Sender):
             self._http = client
         return self._http
 
-    def prepare(self) -> None:
+    def _prepare(self) -> None:
         """Build the connection pool now (it reads the CA bundle) rather than on the first send."""
         self._client()
 
-    def attempt(
+    def _attempt(
         self,
         write_key: WriteKey,
         pieces: Sequence[bytes],
@@ -693,7 +658,7 @@ class HttpClient(_Sender):
             response.close()  # an unread body closes the connection rather than being drained
         return response, data
 
-    def deliver(
+    def _deliver(
         self,
         write_key: WriteKey,
         pieces: Sequence[bytes],
@@ -764,7 +729,7 @@ class HttpClient(_Sender):
             timeout = self._attempt_time(deadline)
             if timeout <= 0:
                 raise self._out_of_time(len(pieces), attempts, outcome)
-            outcome = self.attempt(write_key, pieces, context, timeout=timeout, retry_count=state.retries)
+            outcome = self._attempt(write_key, pieces, context, timeout=timeout, retry_count=state.retries)
             attempts += 1
             if outcome.ok:
                 return attempts
@@ -779,7 +744,7 @@ class HttpClient(_Sender):
                     attempts=attempts,
                 )
 
-    def send(self, write_key: str, batch: Any) -> None:
+    def send(self, write_key: str, batch: Batch) -> None:
         """Send a ``Batch`` (from ``Batcher.into_batch()``); nothing for an empty one.
 
         Raises:
@@ -787,7 +752,7 @@ class HttpClient(_Sender):
         """
         pieces, context = _pieces_of(batch)
         if pieces:
-            raise_failures(self.deliver(as_write_key(write_key), pieces, context))
+            raise_failures(self._deliver(as_write_key(write_key), pieces, context))
 
     def close(self) -> None:
         """Close the connection pool. Idempotent."""
@@ -809,40 +774,10 @@ class AsyncHttpClient(_Sender):
     connections made in a loop that is gone are left behind, not reused.
     """
 
-    def __init__(
-        self,
-        host: str | None = None,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        transport: httpx.AsyncBaseTransport | None = None,
-        gzip: bool = True,
-        max_retry_time: float = DEFAULT_MAX_RETRY_TIME,
-        max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
-        max_retries: int | None = None,
-        path: str = DEFAULT_PATH,
-        oauth_client_id: str | None = None,
-        oauth_client_key: str | None = None,
-        oauth_key_id: str | None = None,
-        oauth_auth_server: str | None = None,
-        oauth_scope: str = DEFAULT_SCOPE,
-    ) -> None:
-        super().__init__(
-            host,
-            timeout=timeout,
-            gzip=gzip,
-            max_retry_time=max_retry_time,
-            max_rate_limit_time=max_rate_limit_time,
-            max_retries=max_retries,
-            path=path,
-            transport=transport,
-            transport_type=httpx.AsyncBaseTransport,
-            oauth={
-                "client_id": oauth_client_id,
-                "client_key": oauth_client_key,
-                "key_id": oauth_key_id,
-                "auth_server": oauth_auth_server,
-                "scope": oauth_scope,
-            },
+    def __init__(self, host: str | None = None, **options: Unpack[AsyncHttpClientOptions]) -> None:
+        self._configure(
+            Settings.of("AsyncHttpClient", options, allowed=CLIENT_OPTIONS, host=host),
+            httpx.AsyncBaseTransport,
         )
         self._http: httpx.AsyncClient | None = None
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
@@ -859,7 +794,7 @@ class AsyncHttpClient(_Sender):
             self._loop = weakref.ref(loop)
         return self._http
 
-    async def attempt(
+    async def _attempt(
         self,
         write_key: WriteKey,
         pieces: Sequence[bytes],
@@ -879,14 +814,14 @@ class AsyncHttpClient(_Sender):
         until = monotonic() + timeout
         try:
             return await asyncio.wait_for(
-                self._attempt(write_key, pieces, context, until, retry_count), timeout
+                self._attempt_until(write_key, pieces, context, until, retry_count), timeout
             )
         except asyncio.TimeoutError:
             return Outcome(None, detail=f"timed out after {timeout:g} s (timeout covers the whole request)")
         except Exception as exc:  # noqa: BLE001 - any failure of one attempt is worth a retry
             return _failed(exc, self._secrets(write_key))
 
-    async def _attempt(
+    async def _attempt_until(
         self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes, until: float, retry_count: int
     ) -> Outcome:
         url: str | None = self._url
@@ -931,7 +866,7 @@ class AsyncHttpClient(_Sender):
             await response.aclose()
         return response, data
 
-    async def deliver(self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"") -> Delivery:
+    async def _deliver(self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes = b"") -> Delivery:
         """Send one batch, retrying as the policy allows, split in halves on a 413.
 
         Returns:
@@ -970,7 +905,7 @@ class AsyncHttpClient(_Sender):
         attempts = 0
         while True:
             timeout = self._attempt_time(None)
-            outcome = await self.attempt(
+            outcome = await self._attempt(
                 write_key, pieces, context, timeout=timeout, retry_count=state.retries
             )
             attempts += 1
@@ -978,7 +913,7 @@ class AsyncHttpClient(_Sender):
                 return attempts
             await asyncio.sleep(self._next_wait(state, attempts, outcome, started, None, len(pieces)))
 
-    async def send(self, write_key: str, batch: Any) -> None:
+    async def send(self, write_key: str, batch: Batch) -> None:
         """Send a ``Batch`` (from ``Batcher.into_batch()``); nothing for an empty one.
 
         Raises:
@@ -986,7 +921,7 @@ class AsyncHttpClient(_Sender):
         """
         pieces, context = _pieces_of(batch)
         if pieces:
-            raise_failures(await self.deliver(as_write_key(write_key), pieces, context))
+            raise_failures(await self._deliver(as_write_key(write_key), pieces, context))
 
     async def aclose(self) -> None:
         """Close the connection pool. Idempotent."""

@@ -1,14 +1,14 @@
 """The one core every front end feeds: a bounded queue, one worker thread, one connection pool.
 
-Callers only append a small tuple to a deque (:meth:`Core.submit`). The
+Callers only append a small tuple to a deque (:meth:`EventQueue.submit`). The
 worker thread turns each into a message, encodes it once, groups the encoded
 pieces into batches (rules in ``_batch``) and sends them (``_transport``),
 retrying per ``_retry``. While it waits (for the interval, or before a retry)
 it keeps encoding what arrives, so the queue holds compact bytes, not dicts.
 
 What happens at exit, on SIGTERM and after fork is decided in ``_lifecycle``;
-this module offers the pieces it uses (:meth:`Core.start_flush`,
-:meth:`Core.begin_close`, :meth:`Core.after_fork_in_child`). Rules kept here:
+this module offers the pieces it uses (:meth:`EventQueue.start_flush`,
+:meth:`EventQueue.begin_close`, :meth:`EventQueue.after_fork_in_child`). Rules kept here:
 
 * The worker thread starts with the first event, so an idle core costs nothing,
   and it holds only a weak reference to its core while idle, so a core the
@@ -18,7 +18,7 @@ this module offers the pieces it uses (:meth:`Core.start_flush`,
   The worker itself never waits on a logging lock: its reports are deferred
   (see ``_diagnostics.report``).
 * A signal handler may log, flush or close while the main thread is inside
-  :meth:`Core.submit`: the lock is reentrant and the wake-up flags are
+  :meth:`EventQueue.submit`: the lock is reentrant and the wake-up flags are
   signal-safe (``_sync``).
 """
 
@@ -26,47 +26,24 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
-
-import httpx
 
 from . import _lifecycle
 from ._auth import WriteKey
-from ._batch import (
-    DEFAULT_BATCH_BYTES,
-    MAX_BATCH_BYTES,
-    MAX_BATCH_SIZE,
-    MAX_MESSAGE_BYTES,
-    WRAPPER_BYTES,
-    decode_pieces,
-    encode_message,
-    encode_wire,
-    is_due,
-    take_batch,
-)
+from ._backlog import Backlog, Flush
+from ._batch import encode_message, encode_wire
 from ._clock import monotonic
 from ._deadline import meanwhile
-from ._diagnostics import RateLimit, flush_reports, plural, report, worker_threads
+from ._diagnostics import flush_reports, plural, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import from_metadata, plain_track_wire
-from ._oauth import DEFAULT_SCOPE
-from ._options import (
-    ErrorCallback,
-    Item,
-    bool_option,
-    integer_option,
-    number_option,
-    resolve_send,
-    resolve_write_key,
-)
-from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME
-from ._sync import Done, Wakeup
-from ._transport import DEFAULT_PATH, Delivery, HttpClient
+from ._options import Item, Settings, resolve_send, resolve_write_key
+from ._reporting import Reporter, given_metadata
+from ._sync import Wakeup
+from ._transport import Delivery, HttpClient
 
 
 class UnformattedMessage(str):
@@ -94,117 +71,38 @@ def _holding_logging_lock() -> bool:
     return bool(is_owned is not None and is_owned())
 
 
-class Flush:
-    """A marker a flush puts in the queue; done once every event before it has settled."""
-
-    __slots__ = ("abandoned", "done", "target")
-
-    def __init__(self) -> None:
-        self.done = Done()
-        self.target = -1
-        self.abandoned = False  # its waiter gave up: the worker forgets it
-
-
-_held: set[Core] = set()
-"""Cores with events their idle (or starting) worker has not picked up yet: kept alive until it does,
+_held: set[EventQueue] = set()
+"""EventQueues with events their idle (or starting) worker has not picked up yet: kept alive until it does,
 so an application that drops a handler right after logging loses nothing."""
-_DISTINCT_PROBLEMS = 100
-"""How many distinct kinds of invalid-event problem are each reported once; past it, only counts."""
 _FLUSH_SLICE = 0.5
 """Seconds flush() waits at a time before checking that the worker is still alive."""
 _IDLE: float | None = None
 _STOPPED = -1.0
-_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d[\d,.]*\b")
 
 
-def problem_kind(problem: str) -> str:
-    """A problem's text without the values in it, so that one kind is reported once."""
-    return _VALUES.sub("_", problem)[:200]
-
-
-class Core:
+class EventQueue:
     """One bounded queue, one worker thread and one ``HttpClient``.
 
     Args: see :class:`segment_logging.SegmentHandler`, which documents every option.
     """
 
-    def __init__(
-        self,
-        write_key: str | None = None,
-        *,
-        host: str | None = None,
-        max_batch_size: int = 100,
-        max_batch_bytes: int = DEFAULT_BATCH_BYTES,
-        flush_interval: float = 0.5,
-        max_queue_size: int = 100_000,
-        max_queue_bytes: int = 64_000_000,
-        gzip: bool = True,
-        timeout: float = 10.0,
-        shutdown_timeout: float = 5.0,
-        max_retry_time: float = 60.0,
-        max_rate_limit_time: float = DEFAULT_MAX_RATE_LIMIT_TIME,
-        max_retries: int | None = None,
-        path: str = DEFAULT_PATH,
-        oauth_client_id: str | None = None,
-        oauth_client_key: str | None = None,
-        oauth_key_id: str | None = None,
-        oauth_auth_server: str | None = None,
-        oauth_scope: str = DEFAULT_SCOPE,
-        on_error: ErrorCallback | None = None,
-        transport: httpx.BaseTransport | None = None,
-        clock: Callable[[], float] | None = None,
-        send: bool | None = None,
-    ) -> None:
-        self.send = resolve_send(send)
+    def __init__(self, write_key: str | None, settings: Settings) -> None:
+        self.settings = settings
+        self.send = resolve_send(settings.send)
         self._key = resolve_write_key(write_key, send=self.send)
-        self.max_batch_size = integer_option(
-            "max_batch_size", max_batch_size, minimum=1, maximum=MAX_BATCH_SIZE
-        )
-        self.max_batch_bytes = integer_option(
-            "max_batch_bytes",
-            max_batch_bytes,
-            minimum=MAX_MESSAGE_BYTES + WRAPPER_BYTES,
-            maximum=MAX_BATCH_BYTES,
-        )
-        self.flush_interval = number_option("flush_interval", flush_interval, minimum=0.001)
-        self.max_queue_size = integer_option("max_queue_size", max_queue_size, minimum=1)
-        self.max_queue_bytes = integer_option(
-            "max_queue_bytes", max_queue_bytes, minimum=MAX_MESSAGE_BYTES + WRAPPER_BYTES
-        )
-        self.shutdown_timeout = number_option("shutdown_timeout", shutdown_timeout, minimum=0)
-        gzip = bool_option("gzip", gzip)
-        if on_error is not None and not callable(on_error):
-            raise ValueError(f"on_error must be callable, got {on_error!r}")
-        if transport is not None and not isinstance(transport, httpx.BaseTransport):
-            raise ValueError(f"transport must be an httpx.BaseTransport, got {transport!r}")
-        if clock is not None and not callable(clock):
-            raise ValueError(f"clock must be callable, got {clock!r}")
-        self._client_options = {
-            "host": host,
-            "timeout": number_option("timeout", timeout, minimum=0.001),
-            "transport": transport,
-            "gzip": gzip,
-            "max_retry_time": number_option("max_retry_time", max_retry_time, minimum=0),
-            "max_rate_limit_time": number_option("max_rate_limit_time", max_rate_limit_time, minimum=0),
-            "max_retries": max_retries,
-            "path": path,
-            "oauth_client_id": oauth_client_id,
-            "oauth_client_key": oauth_client_key,
-            "oauth_key_id": oauth_key_id,
-            "oauth_auth_server": oauth_auth_server,
-            "oauth_scope": oauth_scope,
-        }
-        self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
+        self.max_queue_size = settings.max_queue_size
+        self.max_batch_size = settings.max_batch_size
+        self.shutdown_timeout = settings.shutdown_timeout
+        self._http = HttpClient._with(settings)
         self._redirected: tuple[HttpClient, WriteKey] | None = None
         self.host = self._http.host
         self.write_key_token = hash(self._key.authorization)  # compares sources, shows nothing
-        self._on_error = on_error
-        self._clock = clock or monotonic
+        self._reporter = Reporter(settings)
         self._closed = False
         self.closed_by_logging = False
-        """Set by SegmentHandler: ``logging.shutdown()`` closes this core, the exit hooks only flush it."""
+        """Set by SegmentHandler: ``logging.shutdown()`` closes this queue, the exit hooks only flush it."""
         self.exit_deadline: float | None = None
-        """When the process began to exit: the instant every exit step shares for this core."""
+        """When the process began to exit: the instant every exit step shares for this queue."""
         self._setup()
         _lifecycle.track(self)
 
@@ -213,18 +111,13 @@ class Core:
         self._lock = threading.RLock()  # reentrant: a signal handler may log from inside submit()
         self._wake = Wakeup()
         self._intake: deque[Item | Flush] = deque()
-        self._pending: deque[bytes] = deque()
-        self._pending_bytes = 0
-        self._oldest: float | None = None
-        self._flushes: list[Flush] = []
+        self._backlog = Backlog(self.settings)
         # Counters. _accepted and _dropped change under _lock (many callers); the
-        # rest only on the worker, so all stay exact without atomics.
-        self._accepted = self._taken = self._released = 0
+        # rest only on the worker, so all stay exact without atomics. Accepted events
+        # are queued until settled: sent, failed, invalid or dropped by max_queue_bytes.
+        self._accepted = self._settled = 0
         self._dropped = self._sent = self._failed = self._retried = self._invalid = 0
         self._overflowed = 0  # dropped by the worker: max_queue_bytes
-        # Pieces that entered _pending, and that left it settled (sent, failed or given
-        # up), in order: a flush is done when everything that entered before it has left.
-        self._pieces_in = self._pieces_out = 0
         self._stopping = False
         self._hurried = False
         self._deadline: float | None = None
@@ -234,55 +127,27 @@ class Core:
         self._starting = False
         self._start_failed = False
         self.worker_ident: int | None = None
-        self._drop_reports = RateLimit()
-        self._overflow_reports = RateLimit()
-        self._invalid_reports = RateLimit()
-        self._problems_reported: set[str] = set()
-        self._invalid_unreported = 0
-        self._warned_closed = False
-        self._timeout_reported = False
 
     # -- callers' side ---------------------------------------------------------------
 
     def submit(self, item: Item) -> None:
         """Queue one event; never blocks on the network and never raises for a full queue."""
         with self._lock:
-            accepted = not self._closed and self._accepted - self._released < self.max_queue_size
+            accepted = not self._closed and self._accepted - self._settled < self.max_queue_size
             if accepted:
                 self._accepted += 1
                 self._intake.append(item)
             else:
                 self._dropped += 1
         if not accepted:
-            self._report_drop()
+            self._reporter.dropped(self._dropped, closed=self._closed)
             return
         if self._thread is None:
             self._start_worker()
-        elif self._waiting and (self._idle or len(self._intake) + len(self._pending) >= self.max_batch_size):
+        elif self._waiting and (self._idle or len(self._intake) + len(self._backlog) >= self.max_batch_size):
             if self._idle:
                 _held.add(self)  # the idle worker holds the core weakly: keep it alive until picked up
             self._wake.set()
-
-    def _report_drop(self) -> None:
-        if self._closed:
-            if not self._warned_closed:
-                self._warned_closed = True
-                report(
-                    logging.WARNING,
-                    "segment-logging: an event was logged after close(); it and any later ones are "
-                    "dropped and counted in stats()['dropped']",
-                )
-            return
-        due, held = self._drop_reports.ready()
-        if due:
-            report(
-                logging.WARNING,
-                "segment-logging: the queue is full (max_queue_size=%d): events are being dropped "
-                "(%d dropped in all, %d since the last report); Segment may be slow or unreachable",
-                self.max_queue_size,
-                self._dropped,
-                held + 1,
-            )
 
     def stats(self) -> dict[str, int]:
         """Counts of messages: queued now, and sent, dropped, failed, retried, invalid so far.
@@ -293,7 +158,7 @@ class Core:
         metadata that could not become a message; ``retried`` counts messages sent again.
         """
         return {
-            "queued": self._accepted - self._released,
+            "queued": self._accepted - self._settled,
             "sent": self._sent,
             "dropped": self._dropped + self._overflowed,
             "failed": self._failed,
@@ -313,14 +178,14 @@ class Core:
         marker = self.start_flush()
         if marker is None:
             flush_reports()
-            return self._accepted == self._released
+            return self._accepted == self._settled
         deadline = None if timeout is None else monotonic() + timeout
         return self.await_flush(marker, deadline)
 
     def start_flush(self) -> Flush | None:
         """Ask the worker to send everything queued now; None when nothing is queued."""
         with self._lock:
-            if self._closed or self._accepted == self._released:
+            if self._closed or self._accepted == self._settled:
                 return None
             marker = Flush()
             self._intake.append(marker)
@@ -397,15 +262,9 @@ class Core:
         if thread is not None and thread.is_alive() and thread.ident != threading.get_ident():
             assert self._deadline is not None
             thread.join(max(0.0, self._deadline - monotonic()) + 0.05)
-            if thread.is_alive() and self._accepted != self._released and not self._timeout_reported:
-                self._timeout_reported = True
+            if thread.is_alive() and self._accepted != self._settled:
                 # The worker is stuck in a request; it may still finish, so only report.
-                report(
-                    logging.ERROR,
-                    "segment-logging: shutdown_timeout (%g s) ran out with %s not delivered",
-                    self.shutdown_timeout,
-                    plural(self._accepted - self._released, "event"),
-                )
+                self._reporter.shutdown_ran_out(self._accepted - self._settled)
         elif thread is None or not thread.is_alive():
             self._finish()  # no worker (idle, or a child at exit): deliver and clean up here
 
@@ -450,10 +309,10 @@ class Core:
         """Forget the parent's queue, lock, connections and worker (they are the parent's)."""
         _held.discard(self)
         self._setup()
-        self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
+        self._http = HttpClient._with(self.settings)
         if self._redirected is not None:
             http, key = self._redirected
-            self._redirected = (HttpClient(http.host, timeout=http.timeout, gzip=http.gzip), key)
+            self._redirected = (HttpClient._with(http.settings), key)
 
     def redirect(self, host: str, write_key: str) -> Callable[[], None]:
         """Send to ``host`` with ``write_key`` from now on, even with ``send=False``; for tests.
@@ -462,11 +321,9 @@ class Core:
         Segment this way. Flush before calling the returned function, which
         restores the configured host, key and ``send``.
         """
-        http = HttpClient(
-            host,
-            timeout=self._http.timeout,
-            gzip=self._http.gzip,
-            max_retry_time=self._http.policy.max_retry_time,
+        mine = self.settings
+        http = HttpClient._with(
+            Settings(host=host, timeout=mine.timeout, gzip=mine.gzip, max_retry_time=mine.max_retry_time)
         )
         self._redirected = (http, WriteKey(write_key))  # one assignment: the worker reads it once
 
@@ -490,45 +347,37 @@ class Core:
             self._finish()
             return _STOPPED
         self._drain()
-        if self._is_due():
+        if self._backlog.due(urgent=self._stopping or self._hurried or self._deadline is not None):
             self._send_next()
             return 0.0
-        return self._seconds_to_due()
+        return self._backlog.seconds_to_due()  # None (_IDLE) when there is nothing to send
 
     def _run_inline(self, until: Flush | None) -> None:
         """Do the worker's job on this thread (no worker can run): until ``until`` settles."""
         self._drain()
-        while self._pending and (until is None or not until.done.is_set()):
+        while self._backlog and (until is None or not until.done.is_set()):
             if self._deadline is not None and monotonic() >= self._deadline:
                 self._abandon()
                 break
             self._send_next()
             self._drain()
-        self._settle_flushes()
+        self._backlog.settle_flushes()
 
     def _finish(self) -> None:
         self._run_inline(until=None)
-        self._report_unreported_invalid()
-        self._settle_flushes(everything=True)
+        self._reporter.unreported_invalid(self._invalid)
+        self._backlog.settle_flushes(everything=True)
         self._http.close()
-
-    def _seconds_to_due(self) -> float | None:
-        if self._oldest is None or not self._pending:
-            return _IDLE
-        return max(0.0, self._oldest + self.flush_interval - self._clock())
 
     def _drain(self) -> None:
         intake = self._intake
         while intake:
             item = intake.popleft()
             if type(item) is Flush:
-                if not item.abandoned:
-                    item.target = self._pieces_in
-                    self._flushes.append(item)
+                self._backlog.mark(item)
             else:
-                self._taken += 1
                 self._encode(item)  # type: ignore[arg-type]
-        self._settle_flushes()
+        self._backlog.settle_flushes()
 
     def _encode(self, item: Item) -> None:
         metadata, name, created, _, extra = item
@@ -544,14 +393,10 @@ class Core:
         except Exception as exc:  # noqa: BLE001 - bad input is reported, never raised
             self._reject(exc if isinstance(exc, InvalidMessage) else InvalidMessage(str(exc)), item)
             return
-        if self._pending_bytes + len(piece) > self.max_queue_bytes:
-            self._overflow()
-            return
-        if not self._pending:
-            self._oldest = self._clock()
-        self._pending.append(piece)
-        self._pending_bytes += len(piece)
-        self._pieces_in += 1
+        if not self._backlog.add(piece):  # it holds max_queue_bytes already
+            self._overflowed += 1
+            self._settled += 1
+            self._reporter.overflowed(self._dropped + self._overflowed)
 
     @staticmethod
     def _encode_unformatted(item: Item, name: UnformattedMessage) -> bytes:
@@ -565,105 +410,48 @@ class Core:
                 f"({name.error})"
             ) from exc
 
-    def _overflow(self) -> None:
-        """Drop an encoded event: the queue holds max_queue_bytes already."""
-        self._overflowed += 1
-        self._released += 1
-        due, held = self._overflow_reports.ready()
-        if due:
-            report(
-                logging.WARNING,
-                "segment-logging: the queue holds max_queue_bytes (%d bytes): events are being dropped "
-                "(%d dropped in all, %d since the last report); Segment may be slow or unreachable",
-                self.max_queue_bytes,
-                self._dropped + self._overflowed,
-                held + 1,
-            )
-
     def _reject(self, exc: InvalidMessage, item: Item) -> None:
         metadata, name, _, origin, extra = item
         self._invalid += 1
-        self._released += 1
-        if self._on_error is not None:
-            self._call_on_error(exc, [extra if metadata is True else metadata])
-            return
-        kind = problem_kind(str(exc))
-        if kind not in self._problems_reported and len(self._problems_reported) < _DISTINCT_PROBLEMS:
-            # Each kind of problem is shown once, however often it recurs.
-            self._problems_reported.add(kind)
-            report(
-                logging.ERROR,
-                "segment-logging: event %r from logger %r was not sent: %s",
-                name,
-                origin,
-                exc,
-            )
-            return
-        self._invalid_unreported += 1
-        due, _ = self._invalid_reports.ready()
-        if due:
-            self._report_unreported_invalid()
-
-    def _report_unreported_invalid(self) -> None:
-        if self._invalid_unreported:
-            report(
-                logging.ERROR,
-                "segment-logging: %s not sent for problems already reported (%d invalid in all)",
-                plural(self._invalid_unreported, "more invalid event"),
-                self._invalid,
-            )
-            self._invalid_unreported = 0
-
-    def _is_due(self) -> bool:
-        return is_due(
-            count=len(self._pending),
-            pieces_bytes=self._pending_bytes,
-            oldest=self._oldest,
-            now=self._clock(),
-            interval=self.flush_interval,
-            max_size=self.max_batch_size,
-            max_bytes=self.max_batch_bytes,
-            urgent=bool(self._flushes) or self._stopping or self._hurried or self._deadline is not None,
-        )
+        self._settled += 1
+        self._reporter.invalid(exc, name, origin, given_metadata(metadata, extra), self._invalid)
 
     def _send_next(self) -> None:
-        batch = take_batch(self._pending, max_size=self.max_batch_size, max_bytes=self.max_batch_bytes)
-        self._pending_bytes -= sum(map(len, batch))
-        if not self._pending:
-            self._oldest = None
+        batch = self._backlog.take()
         redirected = self._redirected  # read once: a test may restore it meanwhile
         try:
             if redirected is not None:
-                delivery = redirected[0].deliver(
+                delivery = redirected[0]._deliver(
                     redirected[1], batch, wait=self._pause, deadline=self._deadline
                 )
             elif self.send:
                 with meanwhile(self._drain):  # keep encoding (and bounding) what arrives meanwhile
-                    delivery = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
+                    delivery = self._http._deliver(
+                        self._key, batch, wait=self._pause, deadline=self._deadline
+                    )
             else:  # send=False: validated, converted and counted; nothing leaves the process
                 delivery = Delivery(len(batch), requests=1, sent=len(batch), carried=len(batch))
         except DeliveryError as exc:
             self._failed += len(batch)
             self._retried += len(batch) * max(exc.attempts - 1, 0)
-            self._report_failure(exc, batch)
+            self._reporter.failure(exc, batch)
         except Exception as exc:  # noqa: BLE001 - a custom transport's error, or a bug: count, report
             self._failed += len(batch)
             error = DeliveryError(
                 f"{plural(len(batch), 'message')} not delivered: {type(exc).__name__}: {exc}"
             )
             error.__cause__ = exc
-            self._report_failure(error, batch)
+            self._reporter.failure(error, batch)
         else:
             # A batch split after a 413 may be delivered in part: count each part.
             self._sent += delivery.sent
             self._retried += delivery.retried
             for part, error in delivery.failures:
                 self._failed += len(part)
-                self._report_failure(error, part)
+                self._reporter.failure(error, part)
         finally:
-            self._released += len(batch)
-            self._pieces_out += len(batch)
-            self._settle_flushes()
+            self._settled += len(batch)
+            self._backlog.settled(len(batch))
 
     def _pause(self, seconds: float) -> bool:
         """Wait before a retry, encoding new events meanwhile; False to give up (shutdown)."""
@@ -684,14 +472,12 @@ class Core:
     def _abandon(self) -> None:
         """Give up on everything still pending (shutdown_timeout ran out)."""
         self._drain()
-        batch = list(self._pending)
-        self._pending.clear()
-        self._pending_bytes = 0
+        batch = self._backlog.take_all()
         if batch:
             self._failed += len(batch)
-            self._released += len(batch)
-            self._pieces_out += len(batch)
-            self._report_failure(
+            self._settled += len(batch)
+            self._backlog.settled(len(batch))
+            self._reporter.failure(
                 DeliveryError(
                     f"{plural(len(batch), 'message')} not delivered: shutdown_timeout "
                     f"({self.shutdown_timeout:g} s) ran out"
@@ -699,36 +485,12 @@ class Core:
                 batch,
             )
 
-    def _report_failure(self, exc: DeliveryError, batch: list[bytes]) -> None:
-        if self._on_error is not None:
-            self._call_on_error(exc, decode_pieces(batch))
-        else:
-            report(logging.ERROR, "segment-logging: %s", exc)
-
-    def _call_on_error(self, exc: Exception, messages: list[Any]) -> None:
-        assert self._on_error is not None
-        try:
-            self._on_error(exc, messages)
-        except BaseException:  # noqa: BLE001 - a callback (even one raising SystemExit) must not stop delivery
-            report(logging.ERROR, "segment-logging: on_error raised", exc_info=True)
-
-    def _settle_flushes(self, everything: bool = False) -> None:
-        if not self._flushes:
-            return
-        keep = []
-        for marker in self._flushes:
-            if everything or self._pieces_out >= marker.target:
-                marker.done.set()
-            elif not marker.abandoned:
-                keep.append(marker)
-        self._flushes = keep
-
     def __repr__(self) -> str:
-        return f"<Core host={self.host!r} {self.stats()}>"
+        return f"<EventQueue host={self.host!r} {self.stats()}>"
 
 
-def _work(ref: weakref.ReferenceType[Core]) -> None:
-    """The worker thread: turns of :meth:`Core.step`, waiting in between.
+def _work(ref: weakref.ReferenceType[EventQueue]) -> None:
+    """The worker thread: turns of :meth:`EventQueue.step`, waiting in between.
 
     While idle it holds only ``ref``, so a core the application dropped can be
     collected; collection sets the wake-up flag and the thread ends.
@@ -745,7 +507,7 @@ def _work(ref: weakref.ReferenceType[Core]) -> None:
         # The TLS context, before the first burst needs it; if this fails, the
         # first send tries again and reports what fails.
         with contextlib.suppress(Exception):
-            core._http.prepare()
+            core._http._prepare()
         while True:
             try:
                 timeout = core.step()

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from ._context import current as bound_context
 from ._diagnostics import RateLimit, report
 from ._handler import STRUCTLOG_KEYS, SegmentHandler, structlog_fields
-from ._options import Options, check_option_names
+from ._options import Options, Settings
 from ._values import capture_fields, capture_metadata
-from ._worker import Core
+from ._worker import EventQueue
 
 if TYPE_CHECKING:
     from structlog.typing import EventDict, WrappedLogger
@@ -72,8 +72,7 @@ class SegmentProcessor:
         **options: Unpack[Options],
     ) -> None:
         if handler is None:
-            check_option_names("SegmentProcessor", options)
-            self._core = Core(write_key, **options)
+            self._core = EventQueue(write_key, Settings.of("SegmentProcessor", options))
         elif not isinstance(handler, SegmentHandler):
             raise ValueError(f"handler must be a SegmentHandler, got {handler!r}")
         elif write_key is not None or options:

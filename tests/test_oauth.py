@@ -55,10 +55,10 @@ def test_rejected_token_is_cleared_and_the_request_made_once_more(oauth_server: 
     """A 401 for a token the server no longer accepts clears it; a new one is fetched and the
     same attempt succeeds."""
     client = HttpClient(oauth_server.url, **oauth_server.oauth_options())
-    client.deliver(KEY, PIECES)
+    client._deliver(KEY, PIECES)
     assert oauth_server.oauth is not None
     oauth_server.oauth.revoke_all()
-    assert client.deliver(KEY, PIECES).requests == 1
+    assert client._deliver(KEY, PIECES).requests == 1
     client.close()
     assert oauth_server.oauth.tokens_issued == 2
     assert [r.status for r in oauth_server.requests] == [200, 401, 200]
@@ -69,7 +69,7 @@ def test_token_refused_by_the_auth_server_is_not_retried(oauth_server: SegmentSe
     options = {**oauth_server.oauth_options(), "oauth_client_id": "someone-else"}
     client = HttpClient(oauth_server.url, **options)
     with pytest.raises(DeliveryError, match=r"OAuth token request .* answered 401: invalid_client") as caught:
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
     client.close()
     assert caught.value.attempts == 1
     assert oauth_server.requests == []
@@ -80,8 +80,8 @@ def test_async_client_uses_oauth(oauth_server: SegmentServer) -> None:
 
     async def main() -> None:
         async with AsyncHttpClient(oauth_server.url, **oauth_server.oauth_options()) as client:
-            await client.deliver(KEY, PIECES)
-            await client.deliver(KEY, PIECES)
+            await client._deliver(KEY, PIECES)
+            await client._deliver(KEY, PIECES)
 
     asyncio.run(main())
     assert oauth_server.oauth is not None
@@ -95,7 +95,7 @@ def test_key_and_token_never_show(oauth_server: SegmentServer) -> None:
     errors = ErrorRecorder()
     handler = SegmentHandler("k", host=oauth_server.url, on_error=errors, **options)
     client = HttpClient(oauth_server.url, **options)
-    client.deliver(KEY, PIECES)
+    client._deliver(KEY, PIECES)
     assert client.oauth is not None
     token = client.oauth.cached()
     assert token is not None

@@ -149,7 +149,7 @@ def test_whole_request_is_bounded_by_timeout(raw: Callable[..., RawServer], scri
     server = raw(script)
     client = HttpClient(server.url, timeout=0.4, gzip=False)
     started = monotonic()
-    outcome = client.attempt(KEY, PIECES, timeout=0.4)
+    outcome = client._attempt(KEY, PIECES, timeout=0.4)
     elapsed = monotonic() - started
     client.close()
     assert outcome.status is None
@@ -164,7 +164,7 @@ def test_async_whole_request_is_bounded_by_timeout(raw: Callable[..., RawServer]
     async def main() -> float:
         async with AsyncHttpClient(server.url, timeout=0.4) as client:
             started = monotonic()
-            outcome = await client.attempt(KEY, PIECES, timeout=0.4)
+            outcome = await client._attempt(KEY, PIECES, timeout=0.4)
             assert outcome.status is None
             return monotonic() - started
 
@@ -178,7 +178,7 @@ def test_retries_of_a_trickling_server_end_with_the_budget(raw: Callable[..., Ra
     client = HttpClient(server.url, timeout=0.3, max_retry_time=0.5)
     started = monotonic()
     with pytest.raises(DeliveryError, match="retry budget spent") as caught:
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
     client.close()
     assert monotonic() - started < 3.0
     assert caught.value.attempts >= 2
@@ -190,7 +190,7 @@ def test_shutdown_deadline_bounds_a_trickling_request(raw: Callable[..., RawServ
     client = HttpClient(server.url, timeout=30)
     started = monotonic()
     with pytest.raises(DeliveryError, match="shutdown_timeout"):
-        client.deliver(KEY, PIECES, deadline=monotonic() + 0.4)
+        client._deliver(KEY, PIECES, deadline=monotonic() + 0.4)
     client.close()
     assert monotonic() - started < 2.0
 
@@ -201,7 +201,7 @@ def test_endless_error_body_is_read_only_a_little(raw: Callable[..., RawServer])
     server = raw(_endless_error)
     client = HttpClient(server.url, timeout=5)
     started = monotonic()
-    outcome = client.attempt(KEY, PIECES, timeout=5)
+    outcome = client._attempt(KEY, PIECES, timeout=5)
     client.close()
     assert outcome.status == 500
     assert outcome.detail == "x" * 200
@@ -214,7 +214,7 @@ def test_async_endless_error_body_is_read_only_a_little(raw: Callable[..., RawSe
 
     async def main() -> None:
         async with AsyncHttpClient(server.url, timeout=5) as client:
-            outcome = await client.attempt(KEY, PIECES, timeout=5)
+            outcome = await client._attempt(KEY, PIECES, timeout=5)
             assert (outcome.status, len(outcome.detail)) == (500, 200)
 
     started = monotonic()
@@ -238,10 +238,10 @@ def test_compressed_error_answer_is_inflated_only_a_little(raw: Callable[..., Ra
         _BOMB.append(gzip.compress(b"0" * 50_000_000, compresslevel=9))
     server = raw(_gzip_bomb)
     client = HttpClient(server.url, timeout=5)
-    client.prepare()
+    client._prepare()
     tracemalloc.start()
     try:
-        outcome = client.attempt(KEY, PIECES, timeout=5)
+        outcome = client._attempt(KEY, PIECES, timeout=5)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -255,7 +255,7 @@ def test_success_does_not_wait_for_a_slow_body(raw: Callable[..., RawServer]) ->
     server = raw(_ok_then_slow_body)
     client = HttpClient(server.url, timeout=3)
     started = monotonic()
-    assert client.deliver(KEY, PIECES).requests == 1
+    assert client._deliver(KEY, PIECES).requests == 1
     client.close()
     assert monotonic() - started < 2.0
 
@@ -268,7 +268,7 @@ def test_far_future_retry_after_date_neither_raises_nor_fails(server: SegmentSer
     not an OverflowError: the batch is retried when the budget allows and delivered."""
     server.fail_next(1, status=503, retry_after="Fri, 31 Dec 99999999999 23:59:59 GMT")
     client = HttpClient(server.url, max_rate_limit_time=0.2)
-    assert client.deliver(KEY, PIECES).requests == 2
+    assert client._deliver(KEY, PIECES).requests == 2
     client.close()
     assert len(server.messages) == 1
 
@@ -279,7 +279,7 @@ def test_retry_after_zero_is_not_a_storm(server: SegmentServer) -> None:
     server.fail_next(1000, status=429, retry_after="0")
     client = HttpClient(server.url, max_retry_time=1.0)
     with pytest.raises(DeliveryError, match="retry budget spent"):
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
     client.close()
     assert 2 <= len(server.requests) <= 5
 
@@ -346,7 +346,7 @@ def test_unexpected_error_in_an_attempt_is_retried(server: SegmentServer) -> Non
     """An exception that is not an httpx error, raised inside one attempt, is retried like a
     network error: the batch is delivered on the next attempt."""
     client = HttpClient(server.url, transport=_RaisesFirst(1))
-    assert client.deliver(KEY, PIECES).requests == 2
+    assert client._deliver(KEY, PIECES).requests == 2
     client.close()
     assert len(server.messages) == 1
 
@@ -356,7 +356,7 @@ def test_unexpected_error_that_persists_is_reported_with_its_type(server: Segmen
     the report, as for any network error."""
     client = HttpClient(server.url, transport=_RaisesFirst(1000), max_retry_time=0.3)
     with pytest.raises(DeliveryError, match="LookupError: unknown encoding: idna") as caught:
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
     client.close()
     assert caught.value.status is None
     assert caught.value.attempts >= 2
@@ -409,7 +409,7 @@ def test_invalid_hosts_are_refused_at_construction(host: str) -> None:
 def test_write_key_is_sent_as_basic_auth(server: SegmentServer) -> None:
     """Every request authenticates with the write key as HTTP Basic user name."""
     client = HttpClient(server.url)
-    client.deliver(KEY, PIECES)
+    client._deliver(KEY, PIECES)
     client.close()
     expected = "Basic " + base64.b64encode(b"test-write-key:").decode()
     assert server.requests[0].headers["authorization"] == expected
@@ -435,7 +435,7 @@ def test_secrets_echoed_in_an_answer_are_redacted(raw: Callable[..., RawServer])
     server = raw(_echoing)
     client = HttpClient(server.url)
     with pytest.raises(DeliveryError) as caught:
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
     client.close()
     text = str(caught.value)
     token = base64.b64encode(b"test-write-key:").decode()
@@ -499,7 +499,7 @@ def test_redirect_to_the_same_host_is_followed(redirecting: Any, status: int) ->
     """A redirect to another path of the same host is followed, re-posting the batch with the key."""
     httpd = redirecting({"/v1/batch": (status, "/api/v1/batch")})
     client = HttpClient(f"http://127.0.0.1:{httpd.server_port}")
-    assert client.deliver(KEY, PIECES).requests == 1
+    assert client._deliver(KEY, PIECES).requests == 1
     client.close()
     assert [path for path, _, _ in httpd.seen] == ["/v1/batch", "/api/v1/batch"]
     assert httpd.seen[1][1] == KEY.authorization
@@ -511,7 +511,7 @@ def test_redirect_to_another_host_is_not_followed(redirecting: Any) -> None:
     httpd = redirecting({"/v1/batch": (307, f"http://localhost:{other.server_port}/v1/batch")})
     client = HttpClient(f"http://127.0.0.1:{httpd.server_port}")
     with pytest.raises(DeliveryError, match="not followed: the write key is never sent to another host"):
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
     client.close()
     assert other.seen == []
 
@@ -521,7 +521,7 @@ def test_redirect_loop_is_cut(redirecting: Any) -> None:
     httpd = redirecting({"/v1/batch": (308, "/v1/loop"), "/v1/loop": (308, "/v1/batch")})
     client = HttpClient(f"http://127.0.0.1:{httpd.server_port}")
     with pytest.raises(DeliveryError, match="more than 3 redirects"):
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
     client.close()
     assert len(httpd.seen) == 4
 
@@ -553,7 +553,7 @@ def test_async_client_works_from_a_second_event_loop(server: SegmentServer) -> N
     client = AsyncHttpClient(server.url)
 
     async def send() -> None:
-        await client.deliver(KEY, PIECES)
+        await client._deliver(KEY, PIECES)
 
     asyncio.run(send())
     asyncio.run(send())
@@ -568,7 +568,7 @@ def test_retry_count_header_counts_retries(server: SegmentServer) -> None:
     """X-Retry-Count is absent on the first attempt and N on the N-th retry."""
     server.fail_next(2, status=503, retry_after="0")
     client = HttpClient(server.url)
-    assert client.deliver(KEY, PIECES).requests == 3
+    assert client._deliver(KEY, PIECES).requests == 3
     client.close()
     assert [r.headers.get("x-retry-count") for r in server.requests] == [None, "1", "2"]
 
@@ -579,7 +579,7 @@ def test_statuses_that_are_not_retried(server: SegmentServer, status: int) -> No
     server.fail_next(1, status=status)
     client = HttpClient(server.url)
     with pytest.raises(DeliveryError, match=f"not retryable.*{status}"):
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
     client.close()
     assert len(server.requests) == 1
 
@@ -588,7 +588,7 @@ def test_plain_ok_is_success() -> None:
     """Any 2xx is success, whatever its body: RudderStack's plain OK included."""
     with SegmentServer(mode="rudderstack") as server:
         client = HttpClient(server.url)
-        assert client.deliver(KEY, PIECES).requests == 1
+        assert client._deliver(KEY, PIECES).requests == 1
         client.close()
         assert len(server.messages) == 1
 
@@ -606,7 +606,7 @@ def test_413_splits_the_batch_in_halves_until_it_fits() -> None:
     arrives exactly once."""
     with SegmentServer(mode="rudderstack", max_request_bytes=2_500) as server:
         client = HttpClient(server.url)
-        delivery = client.deliver(KEY, _pieces(16))
+        delivery = client._deliver(KEY, _pieces(16))
         client.close()
         assert (delivery.sent, delivery.failures) == (16, [])
         assert sorted(server.message_ids()) == sorted(f"m{i}" for i in range(16))
@@ -619,7 +619,7 @@ def test_413_single_message_is_rejected_and_neighbours_are_delivered() -> None:
         pieces = _pieces(3)
         pieces.insert(1, _pieces(1, size=2_000)[0].replace(b'"m0"', b'"big"'))
         client = HttpClient(server.url)
-        delivery = client.deliver(KEY, pieces)
+        delivery = client._deliver(KEY, pieces)
         client.close()
         assert delivery.sent == 3
         [(part, error)] = delivery.failures
@@ -656,7 +656,7 @@ def test_host_with_a_path_prefix(prefix: str) -> None:
     """host may carry a path prefix; /v1/batch is added to it."""
     with SegmentServer(path_prefix=prefix) as server:
         client = HttpClient(server.url)
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
         client.close()
         assert [r.target for r in server.requests] == [f"{prefix}/v1/batch"]
 
@@ -666,11 +666,11 @@ def test_path_option_sets_the_rest_of_the_url(server: SegmentServer) -> None:
     base = server.url
     client = HttpClient(base, path="/v1/batch/")
     with pytest.raises(DeliveryError, match="404"):
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
     client.close()
     with SegmentServer(path_prefix="/x") as prefixed:
         client = HttpClient(prefixed.url.removesuffix("/x"), path="/x/v1/batch")
-        client.deliver(KEY, PIECES)
+        client._deliver(KEY, PIECES)
         client.close()
         assert len(prefixed.messages) == 1
     with pytest.raises(ValueError, match="path"):

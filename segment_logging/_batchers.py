@@ -1,4 +1,4 @@
-"""The seed crate's API in Python: ``Batcher``, ``Batch``, ``AutoBatcher``, ``AsyncAutoBatcher``.
+"""Batching without logging: ``Batcher``, ``AutoBatcher``, ``AsyncAutoBatcher`` (the Rust crate's API).
 
 The Rust crate ``segment`` batches by hand: a ``Batcher`` says when it is full,
 an ``AutoBatcher`` sends full batches inline. These are its twins, built on the
@@ -19,60 +19,24 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from ._batch import (
-    DEFAULT_BATCH_BYTES,
     MAX_BATCH_BYTES,
-    MAX_BATCH_SIZE,
     MAX_MESSAGE_BYTES,
+    Batch,
     body_size,
-    build_body,
-    decode_pieces,
     encode_context,
     encode_message,
     fits,
 )
 from ._diagnostics import RateLimit, plural, report
 from ._errors import DeliveryError
-from ._messages import BaseMessage, format_timestamp
-from ._options import integer_option, number_option
+from ._messages import BaseMessage
+from ._options import Settings, integer_option
 from ._retry import is_retryable
 from ._transport import AsyncHttpClient, Delivery, HttpClient, WriteKey, as_write_key, raise_failures
-
-
-class Batch:
-    """One ``/v1/batch`` request's worth of messages, encoded: what ``Batcher.into_batch()`` returns.
-
-    Send it with ``HttpClient.send(write_key, batch)`` (or ``await`` the async client's).
-
-    Attributes:
-        pieces: the encoded messages, compact JSON bytes each.
-        context: the batch-level ``,"context":{...}`` fragment, or ``b""`` for none.
-    """
-
-    __slots__ = ("context", "pieces")
-
-    def __init__(self, pieces: Sequence[bytes], context: bytes = b"") -> None:
-        self.pieces: tuple[bytes, ...] = tuple(pieces)
-        self.context = context
-
-    def __len__(self) -> int:
-        return len(self.pieces)
-
-    @property
-    def messages(self) -> list[dict[str, Any]]:
-        """The messages decoded back to dicts (camelCase, as Segment receives them)."""
-        return decode_pieces(self.pieces)
-
-    def body(self) -> bytes:
-        """The request body Segment receives, with ``sentAt`` set to now."""
-        return build_body(self.pieces, format_timestamp(time.time()), self.context)
-
-    def __repr__(self) -> str:
-        size = body_size(sum(map(len, self.pieces)), len(self.pieces), self.context)
-        return f"<Batch of {len(self.pieces)} messages, {size:,} bytes>"
 
 
 class Batcher:
@@ -97,8 +61,8 @@ class Batcher:
         self,
         context: Mapping[str, Any] | None = None,
         *,
-        max_batch_size: int = 100,
-        max_batch_bytes: int = DEFAULT_BATCH_BYTES,
+        max_batch_size: int = Settings.max_batch_size,
+        max_batch_bytes: int = Settings.max_batch_bytes,
     ) -> None:
         if context is not None and not isinstance(context, Mapping):
             raise ValueError(f"context must be a mapping or None, not {type(context).__name__}")
@@ -109,11 +73,9 @@ class Batcher:
                 f"context is {len(self._context):,} bytes encoded: it leaves no room for a "
                 f"{MAX_MESSAGE_BYTES:,}-byte message in a {MAX_BATCH_BYTES:,}-byte request"
             )
-        self.max_batch_size = integer_option(
-            "max_batch_size", max_batch_size, minimum=1, maximum=MAX_BATCH_SIZE
-        )
-        # At least room for one message of the largest size, so a message handed
-        # back is always accepted by the emptied batcher.
+        self.max_batch_size = Settings(max_batch_size=max_batch_size).max_batch_size
+        # At least room for one message of the largest size (and the context), so a
+        # message handed back is always accepted by the emptied batcher.
         self.max_batch_bytes = integer_option(
             "max_batch_bytes", max_batch_bytes, minimum=smallest, maximum=MAX_BATCH_BYTES
         )
@@ -278,7 +240,7 @@ class AutoBatcher:
             return
         batch = self._batcher.into_batch()
         try:
-            delivery = self._client.deliver(self._key, batch.pieces, batch.context)
+            delivery = self._client._deliver(self._key, batch.pieces, batch.context)
         except BaseException as exc:
             if _keep_unsent(exc):
                 self._batcher._restore(batch)
@@ -326,14 +288,14 @@ class AsyncAutoBatcher:
         batcher: Batcher,
         write_key: str,
         *,
-        flush_interval: float = 0.5,
+        flush_interval: float = Settings.flush_interval,
     ) -> None:
         if not isinstance(client, AsyncHttpClient):
             raise ValueError(f"client must be an AsyncHttpClient, not {type(client).__name__}")
         self._client = client
         self._batcher = _check_batcher(batcher)
         self._key: WriteKey = as_write_key(write_key)
-        self.flush_interval = number_option("flush_interval", flush_interval, minimum=0.001)
+        self.flush_interval = Settings(flush_interval=flush_interval).flush_interval
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -432,7 +394,7 @@ class AsyncAutoBatcher:
             return
         batch = self._batcher.into_batch()
         try:
-            delivery = await self._client.deliver(self._key, batch.pieces, batch.context)
+            delivery = await self._client._deliver(self._key, batch.pieces, batch.context)
         except BaseException as exc:  # CancelledError too: the batch must not vanish with the task
             if _keep_unsent(exc):
                 self._batcher._restore(batch)

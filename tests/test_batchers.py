@@ -1,4 +1,4 @@
-"""The seed crate's API: Batcher, Batch, AutoBatcher and AsyncAutoBatcher, through the fake Segment."""
+"""Batching without logging (the Rust crate's API): Batcher, Batch, AutoBatcher, AsyncAutoBatcher."""
 
 from __future__ import annotations
 
@@ -16,8 +16,12 @@ import pytest
 
 from segment_logging import (
     Alias,
+    AsyncAutoBatcher,
     AsyncHttpClient,
+    AutoBatcher,
     BaseMessage,
+    Batch,
+    Batcher,
     DeliveryError,
     Group,
     HttpClient,
@@ -29,7 +33,6 @@ from segment_logging import (
     __version__,
 )
 from segment_logging._batch import MAX_BATCH_SIZE, MAX_MESSAGE_BYTES, encode_message
-from segment_logging._seed import AsyncAutoBatcher, AutoBatcher, Batch, Batcher
 from segment_logging.testing import SegmentServer
 
 LIBRARY = {"name": "segment-logging", "version": __version__}
@@ -638,7 +641,7 @@ def test_async_unexpected_transport_error_is_retried(server: SegmentServer) -> N
         (lambda: AutoBatcher(HttpClient("http://127.0.0.1:1"), Batcher(), ""), "write_key"),
     ],
 )
-def test_seed_classes_refuse_invalid_options(build: Callable[[], object], option: str) -> None:
+def test_batching_classes_refuse_invalid_options(build: Callable[[], object], option: str) -> None:
     """Batcher, AutoBatcher and AsyncAutoBatcher refuse a bad option with a ValueError naming it."""
     with pytest.raises(ValueError, match=option):
         build()

@@ -1,0 +1,136 @@
+"""What a queue tells the application about its problems, and how often.
+
+Every problem goes to ``on_error`` when one is set, else to :func:`_diagnostics.report`
+(the ``segment_logging`` logger, or stderr): drops and overflows rate-limited, each
+kind of invalid event once with a running count of the rest, every failed batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ._batch import decode_pieces
+from ._diagnostics import RateLimit, plural, report
+from ._errors import DeliveryError, InvalidMessage
+from ._options import Settings
+
+DISTINCT_PROBLEMS = 100
+"""How many distinct kinds of invalid-event problem are each reported once; past it, only counts."""
+_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d[\d,.]*\b")
+
+
+def problem_kind(problem: str) -> str:
+    """A problem's text without the values in it, so that one kind is reported once."""
+    return _VALUES.sub("_", problem)[:200]
+
+
+class Reporter:
+    """The reports of one queue: rate limits, one report per kind of problem, ``on_error``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._on_error = settings.on_error
+        self._drops = RateLimit()
+        self._overflows = RateLimit()
+        self._invalids = RateLimit()
+        self._kinds: set[str] = set()
+        self._invalid_unreported = 0
+        self._warned_closed = False
+        self._timeout_reported = False
+
+    def dropped(self, dropped: int, *, closed: bool) -> None:
+        """An event was refused: the queue was full (``dropped`` in all so far), or closed."""
+        if closed:
+            if not self._warned_closed:
+                self._warned_closed = True
+                report(
+                    logging.WARNING,
+                    "segment-logging: an event was logged after close(); it and any later ones are "
+                    "dropped and counted in stats()['dropped']",
+                )
+            return
+        due, held = self._drops.ready()
+        if due:
+            report(
+                logging.WARNING,
+                "segment-logging: the queue is full (max_queue_size=%d): events are being dropped "
+                "(%d dropped in all, %d since the last report); Segment may be slow or unreachable",
+                self._settings.max_queue_size,
+                dropped,
+                held + 1,
+            )
+
+    def overflowed(self, dropped: int) -> None:
+        """An encoded event was dropped: the queue holds ``max_queue_bytes`` already."""
+        due, held = self._overflows.ready()
+        if due:
+            report(
+                logging.WARNING,
+                "segment-logging: the queue holds max_queue_bytes (%d bytes): events are being dropped "
+                "(%d dropped in all, %d since the last report); Segment may be slow or unreachable",
+                self._settings.max_queue_bytes,
+                dropped,
+                held + 1,
+            )
+
+    def invalid(self, exc: InvalidMessage, name: str, origin: str, given: object, invalid: int) -> None:
+        """An event could not become a message (``invalid`` in all so far); ``given`` is its metadata."""
+        if self._on_error is not None:
+            self._call_on_error(exc, [given])
+            return
+        kind = problem_kind(str(exc))
+        if kind not in self._kinds and len(self._kinds) < DISTINCT_PROBLEMS:
+            # Each kind of problem is shown once, however often it recurs.
+            self._kinds.add(kind)
+            report(
+                logging.ERROR, "segment-logging: event %r from logger %r was not sent: %s", name, origin, exc
+            )
+            return
+        self._invalid_unreported += 1
+        due, _ = self._invalids.ready()
+        if due:
+            self.unreported_invalid(invalid)
+
+    def unreported_invalid(self, invalid: int) -> None:
+        """Report the invalid events not reported yet (their kinds were), if any."""
+        if self._invalid_unreported:
+            report(
+                logging.ERROR,
+                "segment-logging: %s not sent for problems already reported (%d invalid in all)",
+                plural(self._invalid_unreported, "more invalid event"),
+                invalid,
+            )
+            self._invalid_unreported = 0
+
+    def failure(self, exc: DeliveryError, batch: list[bytes]) -> None:
+        """A batch was given up."""
+        if self._on_error is not None:
+            self._call_on_error(exc, decode_pieces(batch))
+        else:
+            report(logging.ERROR, "segment-logging: %s", exc)
+
+    def shutdown_ran_out(self, undelivered: int) -> None:
+        """``shutdown_timeout`` passed with the worker still in a request (reported once)."""
+        if not self._timeout_reported:
+            self._timeout_reported = True
+            report(
+                logging.ERROR,
+                "segment-logging: shutdown_timeout (%g s) ran out with %s not delivered",
+                self._settings.shutdown_timeout,
+                plural(undelivered, "event"),
+            )
+
+    def _call_on_error(self, exc: Exception, messages: list[Any]) -> None:
+        assert self._on_error is not None
+        try:
+            self._on_error(exc, messages)
+        except BaseException:  # noqa: BLE001 - a callback (even one raising SystemExit) must not stop delivery
+            report(logging.ERROR, "segment-logging: on_error raised", exc_info=True)
+
+
+def given_metadata(metadata: object, extra: Mapping[str, Any] | None) -> object:
+    """What the caller gave as an event's metadata: the record's extra fields for ``segment=True``."""
+    return extra if metadata is True else metadata
