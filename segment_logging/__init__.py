@@ -14,11 +14,12 @@ from __future__ import annotations
 from ._batch import Batch
 from ._batchers import AsyncAutoBatcher, AutoBatcher, Batcher
 from ._context import Binding, bind, bound, clear_bound, unbind
+from ._endpoint import InsecureHostWarning
 from ._errors import DeliveryError, InvalidMessage, MessageTooLarge, SegmentLoggingError
 from ._handler import SegmentHandler
 from ._lifecycle import flush_all, shutdown
 from ._messages import Alias, BaseMessage, Group, Identify, Page, Screen, Track
-from ._transport import AsyncHttpClient, HttpClient, InsecureHostWarning
+from ._transport import AsyncHttpClient, HttpClient
 from ._version import __version__
 
 __all__ = [

@@ -22,6 +22,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from ._auth import WriteKey
 from ._batch import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
@@ -36,7 +37,7 @@ from ._errors import DeliveryError
 from ._messages import BaseMessage
 from ._options import Settings, integer_option
 from ._retry import is_retryable
-from ._transport import AsyncHttpClient, Delivery, HttpClient, WriteKey, as_write_key, raise_failures
+from ._transport import AsyncHttpClient, Delivery, HttpClient, as_write_key, raise_failures
 
 
 class Batcher:

@@ -1,28 +1,21 @@
-"""HTTP to Segment's ``/v1/batch``: one request, and the retry loop around it.
+"""HTTP to Segment's ``/v1/batch``: the clients, and the retry loop around one exchange.
 
 ``HttpClient`` and ``AsyncHttpClient`` are the sync and async twins. Both build
-requests the same way and ask :class:`~segment_logging._retry.RetryPolicy`
-whether and when to retry; only the waiting differs.
+requests the same way (``_exchange``, to the URL ``_endpoint`` checked) and ask
+:class:`~segment_logging._retry.RetryPolicy` whether and when to retry; only the
+waiting differs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import encodings.idna  # noqa: F401 - see below
-import ipaddress
-import json
 import os
-import platform
-import sys
 import threading
 import time
-import types
-import urllib.parse
-import warnings
 import weakref
-import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpcore  # noqa: F401 - see below
@@ -33,42 +26,31 @@ import httpx
 # connection. A fork in the middle of either import leaves the child with a
 # half-initialised module ("LookupError: unknown encoding: idna"), and every
 # event of the child lost.
-from ._auth import WriteKey, redact
-from ._batch import Batch, build_body
+from ._auth import WriteKey
+from ._batch import Batch
 from ._clock import monotonic
 from ._deadline import bound_client, bounded
 from ._diagnostics import plural
+from ._endpoint import DEFAULT_HOST, check_host, check_path
 from ._errors import DeliveryError
-from ._messages import format_timestamp
-from ._oauth import OAuth, TokenRefused, default_auth_server
+from ._exchange import (
+    USER_AGENT,
+    Outcome,
+    aread_capped,
+    build_request,
+    follow_redirect,
+    outcome_of_answer,
+    outcome_of_error,
+    read_capped,
+)
+from ._oauth import OAuth, default_auth_server
 from ._options import CLIENT_OPTIONS, AsyncHttpClientOptions, HttpClientOptions, Settings
 from ._retry import RetryPolicy, RetryState, is_retryable
-from ._version import __version__
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = [
-    "AsyncHttpClient",
-    "Delivery",
-    "HttpClient",
-    "InsecureHostWarning",
-    "Outcome",
-    "WriteKey",
-    "check_host",
-    "check_path",
-]
-
-DEFAULT_HOST = "https://api.segment.io"
-USER_AGENT = f"segment-logging/{__version__} (python {platform.python_version()}; httpx {httpx.__version__})"
-_GZIP_LEVEL = 1  # JSON compresses well even at level 1; higher levels cost CPU the worker needs.
-MAX_ANSWER_BYTES = 4_096
-"""Bytes of an error answer read at most; the rest is never read (an endless body costs nothing)."""
-_SHOWN_ANSWER = 200
-"""Characters of an error answer quoted in a report."""
-MAX_REDIRECTS = 3
-_REDIRECTS = frozenset((301, 302, 307, 308))
-
+__all__ = ["AsyncHttpClient", "Delivery", "HttpClient"]
 
 _building = threading.Lock()
 """Held while a client (with its TLS context) is built; ``fork()`` waits for it.
@@ -81,132 +63,6 @@ flush() never returns.
 os.register_at_fork(
     before=_building.acquire, after_in_parent=_building.release, after_in_child=_building.release
 )
-
-
-class InsecureHostWarning(UserWarning):
-    """The write key would travel unencrypted to a host that is not this machine."""
-
-
-def check_path(path: str) -> str:
-    """Validate the ``path`` option (what follows ``host``, ``/v1/batch`` by default).
-
-    Raises:
-        ValueError: not a path starting with ``/``, or one with a query, a fragment or spaces.
-    """
-    if not isinstance(path, str):
-        raise ValueError(f"path must be a str, not {type(path).__name__}")
-    if not path.startswith("/") or not path.isprintable() or any(c in path for c in " ?#"):
-        raise ValueError(f"path must start with / and have no query, fragment or spaces, got {path!r}")
-    return path
-
-
-def check_host(host: str, path: str = Settings.path) -> str:
-    """Validate ``host`` and return it without a trailing slash.
-
-    ``host`` may carry a path prefix (``https://collect.example.com/api/v1/segment``),
-    for Segment-compatible endpoints served under one; ``path`` is added to it.
-
-    Raises:
-        ValueError: not an absolute http(s) URL with a valid port, or one that
-            carries credentials, a query or a fragment, or one that already ends
-            with ``path``. The message never repeats credentials.
-    """
-    if not isinstance(host, str):
-        raise ValueError(f"host must be a str URL, not {type(host).__name__}")
-    if not host.isprintable() or host != host.strip() or " " in host:
-        raise ValueError(f"host must be a URL without spaces or control characters, got {_shown(host)!r}")
-    try:
-        parsed = urllib.parse.urlsplit(host)
-    except ValueError as exc:  # an unclosed IPv6 bracket, say
-        raise ValueError(f"host is not a valid URL ({exc}), got {_shown(host)!r}") from None
-    if parsed.username is not None or parsed.password is not None or "@" in parsed.netloc:
-        raise ValueError(
-            f"host must not carry credentials (user:password@), got {_shown(host)!r}: the write key "
-            "authenticates; put a proxy's credentials in HTTPS_PROXY or in a transport"
-        )
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValueError(f"host must be an http:// or https:// URL, got {host!r}")
-    try:
-        parsed.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
-    except ValueError:
-        raise ValueError(
-            f"host has an invalid port (a number from 1 to 65535 is needed), got {host!r}"
-        ) from None
-    if parsed.port == 0 or parsed.netloc.endswith(":"):
-        raise ValueError(f"host has an invalid port (a number from 1 to 65535 is needed), got {host!r}")
-    try:
-        httpx.URL(host)
-    except httpx.InvalidURL as exc:
-        raise ValueError(f"host is not a valid URL ({exc}), got {host!r}") from None
-    if parsed.query or parsed.fragment or "?" in host or "#" in host:
-        raise ValueError(f"host must be a URL without a query or fragment, got {host!r}")
-    if parsed.path.rstrip("/").endswith(path.rstrip("/")):
-        raise ValueError(
-            f"host must be the API's base URL (like https://api.segment.io): {path} is added to it, "
-            f"got {host!r}"
-        )
-    if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
-        warnings.warn(
-            f"host {host!r} uses plain http: the Segment write key would travel unencrypted",
-            InsecureHostWarning,
-            stacklevel=_outside_this_package(),
-        )
-    return host.rstrip("/")
-
-
-def _shown(url: str) -> str:
-    """``url`` safe to show: any user:password@ part masked, a query and fragment left out."""
-    try:
-        parsed = urllib.parse.urlsplit(url.strip())
-    except ValueError:
-        return "<an invalid URL>"
-    netloc = parsed.netloc.rpartition("@")[2]
-    if "@" in parsed.netloc:
-        netloc = "***@" + netloc
-    return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path, "", ""))
-
-
-def _outside_this_package() -> int:
-    """The ``stacklevel`` that makes a warning name the first caller outside segment_logging.
-
-    The handler, the structlog processor and the clients reach ``check_host``
-    through different depths, so a fixed number names one of our own files.
-    """
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame: types.FrameType | None = sys._getframe(2)  # check_host()'s caller: stacklevel 2
-    level = 2
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
-        frame = frame.f_back
-        level += 1
-    return level
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one request got back: a status, or the network error that stopped it."""
-
-    status: int | None
-    retry_after: str | None = None
-    detail: str = ""
-    location: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    def describe(self) -> str:
-        if self.status is None:
-            return f"no answer from Segment ({self.detail})"
-        return f"Segment answered {self.status}" + (f": {self.detail}" if self.detail else "")
 
 
 @dataclass
@@ -238,142 +94,6 @@ class Delivery:
         self.carried += requests * len(part)
         if sent:
             self.sent += len(part)
-
-
-def _request(
-    pieces: Sequence[bytes],
-    context: bytes,
-    *,
-    gzip: bool,
-    retry_count: int,
-    authorization: str,
-    write_key_in_body: str | None = None,
-) -> tuple[bytes, dict[str, str]]:
-    body = build_body(pieces, format_timestamp(time.time()), context)
-    if write_key_in_body is not None:
-        # With OAuth the bearer token authenticates; the source is named in the body,
-        # as Segment's own library does.
-        body = body[:-1] + b',"writeKey":' + json.dumps(write_key_in_body).encode() + b"}"
-    headers = {"Authorization": authorization, "Content-Type": "application/json"}
-    if retry_count:
-        headers["X-Retry-Count"] = str(retry_count)
-    if gzip:
-        compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: gzip framing
-        body = compressor.compress(body) + compressor.flush()
-        headers["Content-Encoding"] = "gzip"
-    return body, headers
-
-
-def _failed(exc: Exception, secrets: Sequence[str]) -> Outcome:
-    """The outcome of an attempt that raised: retryable, whatever the exception (a broken
-    codec in a forked child, a custom transport's bug), and named by its type; a refusal
-    by the OAuth server keeps its status (and is not retried)."""
-    if isinstance(exc, TokenRefused):
-        return Outcome(exc.status, detail=redact(str(exc), secrets)[: _SHOWN_ANSWER * 2])
-    kind = type(exc).__name__ if isinstance(exc, httpx.HTTPError) else f"unexpected {type(exc).__name__}"
-    return Outcome(None, detail=redact(f"{kind}: {exc}", secrets)[: _SHOWN_ANSWER * 2])
-
-
-def _answer(response: httpx.Response, data: bytes, secrets: Sequence[str]) -> Outcome:
-    detail = ""
-    if not response.is_success:
-        text = data.decode(response.encoding or "utf-8", errors="replace")
-        detail = redact(text, secrets)[:_SHOWN_ANSWER]
-    return Outcome(
-        response.status_code,
-        response.headers.get("Retry-After"),
-        detail,
-        response.headers.get("Location") if response.status_code in _REDIRECTS else None,
-    )
-
-
-class _Body:
-    """Up to MAX_ANSWER_BYTES of an answer's body, decompressed within that bound.
-
-    Raw bytes are read (``iter_raw``) and a gzip or deflate body is inflated here
-    with a cap, so a small compressed answer cannot expand into megabytes.
-    """
-
-    def __init__(self, response: httpx.Response) -> None:
-        encoding = response.headers.get("Content-Encoding", "").strip().lower()
-        # wbits 47: a gzip or zlib header, whichever comes.
-        self._inflate = zlib.decompressobj(47) if encoding in ("gzip", "deflate", "x-gzip") else None
-        self.data = b""
-
-    def add(self, chunk: bytes) -> bool:
-        """Take a raw chunk; whether enough has been read."""
-        room = MAX_ANSWER_BYTES - len(self.data)
-        if self._inflate is not None:
-            try:
-                chunk = self._inflate.decompress(chunk, room)
-            except zlib.error:
-                self._inflate = None  # not what it said it was: quote it as it came
-        self.data += chunk[:room]
-        return len(self.data) >= MAX_ANSWER_BYTES
-
-
-def _capped(response: httpx.Response, until: float) -> bytes:
-    """Up to MAX_ANSWER_BYTES of an answer's body, read before ``until``."""
-    body = _Body(response)
-    try:
-        for chunk in response.iter_raw():
-            if body.add(chunk) or monotonic() >= until:
-                break
-    except httpx.HTTPError:
-        pass  # the status is what matters; a body cut short is still worth quoting
-    return body.data
-
-
-async def _acapped(response: httpx.Response) -> bytes:
-    """The async :func:`_capped` (the caller's ``wait_for`` bounds the time)."""
-    body = _Body(response)
-    try:
-        async for chunk in response.aiter_raw():
-            if body.add(chunk):
-                break
-    except httpx.HTTPError:
-        pass
-    return body.data
-
-
-def _redirect_problem(source: str, target: str) -> str:
-    """Why a redirect from ``source`` to ``target`` is not followed, or "" when it may be."""
-    try:
-        old, new = urllib.parse.urlsplit(source), urllib.parse.urlsplit(target)
-        new_port = new.port
-    except ValueError:
-        return "the Location is not a valid URL"
-    if new.scheme not in ("http", "https") or not new.hostname:
-        return "the Location is not an http(s) URL"
-    if "@" in new.netloc:
-        return "the Location carries credentials"
-    if old.scheme == "https" and new.scheme == "http":
-        return "it would downgrade https to plain http"
-    defaults = {"http": 80, "https": 443}
-    same_origin = (
-        new.scheme == old.scheme
-        and new.hostname == old.hostname
-        and (new_port or defaults[new.scheme]) == (old.port or defaults[old.scheme])
-    )
-    upgrade = old.scheme == "http" and new.scheme == "https" and new.hostname == old.hostname
-    if not (same_origin or upgrade):
-        return "the write key is never sent to another host; set host to the new address if you trust it"
-    return ""
-
-
-def _follow(url: str, outcome: Outcome, hops: int) -> tuple[str | None, Outcome]:
-    """The URL to send to again after a redirect answer, or None and the outcome to report."""
-    if outcome.status not in _REDIRECTS:
-        return None, outcome
-    if not outcome.location:
-        return None, replace(outcome, detail="a redirect without a Location")
-    target = urllib.parse.urljoin(url, outcome.location)
-    problem = _redirect_problem(url, target)
-    if not problem and hops >= MAX_REDIRECTS:
-        problem = f"more than {MAX_REDIRECTS} redirects"
-    if problem:
-        return None, replace(outcome, detail=f"redirect to {_shown(target)} not followed: {problem}")
-    return target, outcome
 
 
 class _Sender:
@@ -408,7 +128,7 @@ class _Sender:
         retry_count: int,
         bearer: str | None,
     ) -> tuple[bytes, dict[str, str]]:
-        return _request(
+        return build_request(
             pieces,
             context,
             gzip=self.gzip,
@@ -433,7 +153,7 @@ class _Sender:
             "transport": self._transport,
             "timeout": self.timeout,
             "headers": {"User-Agent": USER_AGENT},
-            "follow_redirects": False,  # followed by _follow(), which keeps the write key at home
+            "follow_redirects": False,  # followed by follow_redirect(), which keeps the write key at home
         }
 
     def _attempt_time(self, deadline: float | None) -> float:
@@ -619,16 +339,16 @@ class HttpClient(_Sender):
                         write_key, pieces, context, retry_count, self._authorize(until)
                     )
                     response, data = self._post(url, body, headers, until)
-                outcome = _answer(response, data, self._secrets(write_key))
+                outcome = outcome_of_answer(response, data, self._secrets(write_key))
                 if self._renew_token(outcome, renewed):
                     renewed, url, hops = True, self._url, 0
                     continue
-                url, outcome = _follow(url, outcome, hops)  # type: ignore[assignment]
+                url, outcome = follow_redirect(url, outcome, hops)  # type: ignore[assignment]
                 if url is None:
                     return outcome
                 hops += 1
         except Exception as exc:  # noqa: BLE001 - any failure of one attempt is worth a retry
-            return _failed(exc, self._secrets(write_key))
+            return outcome_of_error(exc, self._secrets(write_key))
 
     def _authorize(self, until: float) -> str | None:
         """The bearer Authorization with OAuth (fetching a token if none is fresh), else None."""
@@ -653,7 +373,7 @@ class HttpClient(_Sender):
         try:
             # A 2xx needs no body (RudderStack answers a plain "OK"); an error's is quoted.
             read = whole or not response.is_success
-            data = _capped(response, until) if read else b""
+            data = read_capped(response, until) if read else b""
         finally:
             response.close()  # an unread body closes the connection rather than being drained
         return response, data
@@ -819,7 +539,7 @@ class AsyncHttpClient(_Sender):
         except asyncio.TimeoutError:
             return Outcome(None, detail=f"timed out after {timeout:g} s (timeout covers the whole request)")
         except Exception as exc:  # noqa: BLE001 - any failure of one attempt is worth a retry
-            return _failed(exc, self._secrets(write_key))
+            return outcome_of_error(exc, self._secrets(write_key))
 
     async def _attempt_until(
         self, write_key: WriteKey, pieces: Sequence[bytes], context: bytes, until: float, retry_count: int
@@ -832,11 +552,11 @@ class AsyncHttpClient(_Sender):
             authorization = await self._authorize()
             body, headers = self._request(write_key, pieces, context, retry_count, authorization)
             response, data = await self._post(url, body, headers, until)
-            outcome = _answer(response, data, self._secrets(write_key))
+            outcome = outcome_of_answer(response, data, self._secrets(write_key))
             if self._renew_token(outcome, renewed):
                 renewed, url, hops = True, self._url, 0
                 continue
-            url, outcome = _follow(url, outcome, hops)
+            url, outcome = follow_redirect(url, outcome, hops)
             if url is None:
                 return outcome
             hops += 1
@@ -861,7 +581,7 @@ class AsyncHttpClient(_Sender):
         request = client.build_request("POST", url, content=body, headers=headers, timeout=left)
         response = await client.send(request, stream=True)
         try:
-            data = await _acapped(response) if whole or not response.is_success else b""
+            data = await aread_capped(response) if whole or not response.is_success else b""
         finally:
             await response.aclose()
         return response, data

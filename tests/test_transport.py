@@ -22,7 +22,7 @@ import pytest
 from segment_logging import AsyncHttpClient, DeliveryError, HttpClient, SegmentHandler
 from segment_logging._auth import WriteKey, redact
 from segment_logging._clock import monotonic
-from segment_logging._transport import _redirect_problem
+from segment_logging._endpoint import redirect_problem
 from segment_logging.testing import ErrorRecorder, SegmentServer
 
 KEY = WriteKey("test-write-key")
@@ -541,7 +541,7 @@ def test_redirect_loop_is_cut(redirecting: Any) -> None:
 def test_which_redirects_may_be_followed(source: str, target: str, problem: str) -> None:
     """Same origin, or http upgraded to https on the same host: followed; never a downgrade,
     another host or port, credentials in the URL, or another scheme."""
-    found = _redirect_problem(source, target)
+    found = redirect_problem(source, target)
     assert (problem in found and bool(found)) if problem else found == ""
 
 
