@@ -7,13 +7,14 @@ import logging
 import sys
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _diagnostics
 from ._context import current as bound_context
 from ._diagnostics import worker_threads
 from ._options import Item, Options, Settings
+from ._structlog_events import structlog_fields
 from ._values import capture_fields, capture_metadata
 from ._worker import EventQueue, unformatted
 
@@ -37,34 +38,6 @@ REPORTS_LOGGER = "segment_logging"
 """The logger the library reports its own trouble on; its records never become events."""
 _REPORTS_PREFIX = REPORTS_LOGGER + "."
 
-STRUCTLOG_KEYS = frozenset(
-    {
-        "event",
-        "segment",
-        "level",
-        "log_level",
-        "level_number",
-        "timestamp",
-        "logger",
-        "logger_name",
-        "exc_info",
-        "exception",
-        "stack_info",
-        "stack",
-        "positional_args",
-        "_record",
-        "_from_structlog",
-        "_logger",
-        "_name",
-    }
-)
-"""structlog's own bookkeeping: never sent as properties by ``segment=True``."""
-
-
-def structlog_fields(event_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a structlog event dict that ``segment=True`` turns into properties."""
-    return {key: value for key, value in event_dict.items() if key not in STRUCTLOG_KEYS}
-
 
 class SegmentHandler(logging.Handler):
     """Turns log records that carry Segment metadata into Segment messages.
@@ -86,6 +59,8 @@ class SegmentHandler(logging.Handler):
         flush_interval: seconds a message may wait before its batch goes out (default 0.5).
         max_queue_size: events waiting at most; past it new ones are dropped and
             counted (default 100,000).
+        max_queue_bytes: encoded bytes waiting at most; past it new ones are dropped
+            and counted (default 64,000,000).
         gzip: compress request bodies (default True).
         timeout: seconds for each whole request, answer included (default 10).
         shutdown_timeout: the longest ``close()`` or exit waits to deliver (default 5).
@@ -106,7 +81,6 @@ class SegmentHandler(logging.Handler):
             invalid or not delivered; without it they are reported on the
             ``segment_logging`` logger.
         transport: an httpx transport, for proxies, custom TLS and tests.
-        clock: a monotonic clock for the flush interval (tests inject one).
         send: False to send nothing: events are still validated, converted, counted
             in ``stats()["sent"]`` and invalid ones reported, but nothing leaves the
             process and no write key is needed (tests, CI, local development).

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._context import current as bound_context
 from ._diagnostics import RateLimit, report
-from ._handler import STRUCTLOG_KEYS, SegmentHandler, structlog_fields
+from ._handler import SegmentHandler
 from ._options import Options, Settings
+from ._structlog_events import STRUCTLOG_KEYS, structlog_fields
 from ._values import capture_fields, capture_metadata
 from ._worker import EventQueue
 

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("where requests go: host, path, redirects", {"_endpoint"}),
     ("options and their defaults", {"_options"}),
     ("batching rules, context, auth and deadlines", {"_batch", "_context", "_oauth", "_deadline"}),
+    ("structlog's event dicts", {"_structlog_events"}),
     ("messages and values", {"_messages", "_values"}),
     ("encoding and reports", {"_json", "_diagnostics"}),
     ("leaves", {"_errors", "_clock", "_sync", "_auth", "_retry", "_version"}),

@@ -119,10 +119,10 @@ def test_handler_must_be_a_segment_handler() -> None:
 
 
 def test_bookkeeping_keys_are_the_handlers() -> None:
-    """segment_logging.structlog exposes the handler's own list of excluded keys, not a second one."""
-    from segment_logging import _handler
+    """segment_logging.structlog exposes the one list of excluded keys the handler's bridge uses too."""
+    from segment_logging import _structlog_events
 
-    assert STRUCTLOG_KEYS is _handler.STRUCTLOG_KEYS
+    assert STRUCTLOG_KEYS is _structlog_events.STRUCTLOG_KEYS
     assert {"event", "level", "timestamp", "logger", "exc_info", "stack_info", "segment"} <= STRUCTLOG_KEYS
 
 
