@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 import threading
 import traceback
@@ -163,15 +162,13 @@ def _report_forever() -> None:
             _drain_reports()
 
 
-def _reset_after_fork() -> None:
+def reset_after_fork() -> None:
+    """In a forked child: no reporter thread, no worker threads (``_lifecycle`` calls this)."""
     global _reporter, _emitting, _reporter_wake
     _reporter = None  # the parent's thread does not exist in the child
     _emitting = threading.RLock()
     _reporter_wake = Wakeup()
     worker_threads.clear()  # nor do its workers; their idents may be reused
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 worker_threads: set[int] = set()

@@ -26,7 +26,9 @@ What happens to queued events when the process ends:
   **billiard** pool workers (Celery's prefork pool) end with ``os._exit`` before
   any finalizer; their ``on_exit`` callback closes every core first.
 * **fork()**: in the child every core starts empty (nothing the parent queued is
-  sent twice) with new locks, a new connection pool and no worker thread.
+  sent twice) with new locks, a new connection pool and no worker thread; message
+  ids get a seed of their own and reports a reporter thread of their own. A fork
+  waits while a client builds its TLS context (OpenSSL's locks must not be held).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from . import _diagnostics
+from . import _diagnostics, _messages, _transport
 from ._clock import monotonic
 from ._diagnostics import flush_reports, plural, quiet_http_loggers, report
 
@@ -291,8 +293,19 @@ class _Hurry:
 # -- fork and multiprocessing -------------------------------------------------------------
 
 
+def _before_fork() -> None:
+    _transport.building.acquire()  # no TLS context is half-built in the child
+
+
+def _after_fork_in_parent() -> None:
+    _transport.building.release()
+
+
 def _after_fork_in_child() -> None:
     global _mp_hooked
+    _transport.building.release()
+    _messages.reseed_ids()
+    _diagnostics.reset_after_fork()
     _mp_hooked = False  # multiprocessing's registries are the child's own after its bootstrap
     for core in live_cores():
         core.after_fork_in_child()
@@ -381,4 +394,6 @@ def _in_child_process() -> bool:
     )
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)

@@ -33,11 +33,9 @@ _UUID_CLEAR = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
 _UUID_SET = (0x4 << 76) | (0x2 << 62)  # version 4, RFC 4122 variant
 
 
-def _reseed_ids() -> None:
+def reseed_ids() -> None:
+    """In a forked child: ids of its own, never the parent's sequence (``_lifecycle`` calls this)."""
     _ids.seed(os.urandom(32))
-
-
-os.register_at_fork(after_in_child=_reseed_ids)
 
 
 def new_message_id() -> str:

@@ -52,17 +52,14 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncHttpClient", "Delivery", "HttpClient"]
 
-_building = threading.Lock()
-"""Held while a client (with its TLS context) is built; ``fork()`` waits for it.
+building = threading.Lock()
+"""Held while a client (with its TLS context) is built; ``fork()`` waits for it (``_lifecycle``).
 
 OpenSSL takes process-wide locks while it loads the CA bundle. A fork in the
 middle (a worker building its pool just as gunicorn forks) leaves them locked
 in the child for good: the child's first TLS context never finishes, and its
 flush() never returns.
 """
-os.register_at_fork(
-    before=_building.acquire, after_in_parent=_building.release, after_in_child=_building.release
-)
 
 
 @dataclass
@@ -301,7 +298,7 @@ class HttpClient(_Sender):
     def _client(self) -> httpx.Client:
         # Made on first use: building the TLS context reads the CA bundle from disk.
         if self._http is None:
-            with _building:
+            with building:
                 client = httpx.Client(**self._client_options())
             bound_client(client)
             self._http = client
@@ -509,7 +506,7 @@ class AsyncHttpClient(_Sender):
             # nor closed from here. Start over in this loop.
             self._http = None
         if self._http is None:
-            with _building:
+            with building:
                 self._http = httpx.AsyncClient(**self._client_options())
             self._loop = weakref.ref(loop)
         return self._http
