@@ -9,6 +9,7 @@ README's links and size. The ``pytest`` blocks run in tests/test_pytest_plugin.p
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import subprocess
@@ -153,3 +154,21 @@ def test_the_benchmark_table_has_its_markers(page: str) -> None:
     start, end = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
     assert text.count(start) == text.count(end) == 1
     assert text.index(start) < text.index(end)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "segment_logging",
+        "segment_logging.structlog",
+        "segment_logging.testing",
+        "segment_logging.e2e",
+        *sorted(CONTRIB_MODULES),
+    ],
+)
+def test_the_api_reference_lists_every_public_name(module: str) -> None:
+    """docs/api.md renders each name of the module's __all__ (mkdocstrings reads the docstrings)."""
+    pytest.importorskip(module)
+    public = [name for name in importlib.import_module(module).__all__ if not name.startswith("__")]
+    reference = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert [name for name in public if f"\n::: {module}.{name}\n" not in reference] == []
