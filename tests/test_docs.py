@@ -84,17 +84,32 @@ class _Run:
     process: subprocess.Popen[str]
 
 
+def _end(process: subprocess.Popen[str]) -> None:
+    """Kill a process a failed test left running (a no-op once it has ended), and reap it."""
+    process.kill()
+    process.communicate()
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], _Run]]:
-    """Every run group's process, all started at once (most of their time is start-up and exit).
+def runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[tuple[str, str], _Run]]:
+    """The process of every run group this session tests, all started at once (most of their time
+    is start-up and exit).
 
     The only edit to the code is the write key: YOUR_WRITE_KEY becomes the group's fake
     Segment's, and SEGMENT_HOST points the handlers and clients at it. Each process runs in
     a directory holding the files its page shows (a code block with a title, like logging.ini).
     """
+    selected = {
+        item.callspec.params["group"]
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.originalname == "test_run_group"
+    }
     with contextlib.ExitStack() as stack:
         started: dict[tuple[str, str], _Run] = {}
-        for group, group_blocks in sorted(GROUPS.items()):
+        for group in sorted(selected):
+            group_blocks = GROUPS[group]
             server = stack.enter_context(SegmentServer())
             workdir = tmp_path_factory.mktemp("docs")
             for name, text in files(ROOT / group[0]).items():
@@ -111,7 +126,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, s
                 env=env,
                 cwd=workdir,
             )
-            stack.callback(process.kill)  # a no-op once it has ended
+            stack.callback(_end, process)
             started[group] = _Run(server, process)
         yield started
 
@@ -172,3 +187,11 @@ def test_the_api_reference_lists_every_public_name(module: str) -> None:
     public = [name for name in importlib.import_module(module).__all__ if not name.startswith("__")]
     reference = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     assert [name for name in public if f"\n::: {module}.{name}\n" not in reference] == []
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run runs the test command the README's Development section gives, verbatim."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = "python -m pip install -e '.[dev]' && python -m pytest"
+    assert f"```sh\n{command}\n```" in readme.split("## Development")[1]
+    assert f"\n{command}\n" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
