@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 import select
 import socket
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from doc_blocks import all_blocks
 
 from segment_logging import SegmentHandler
 from segment_logging.testing import SegmentServer
@@ -115,17 +115,13 @@ def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float 
     raise AssertionError(f"no {expected!r} within {timeout} s")
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
 def framework_snippets(module: str) -> list[str]:
-    """The README's ``python framework`` blocks that use ``module``, in order.
+    """The docs' blocks marked ``<!-- test: framework MODULE -->`` for ``module``, in order.
 
-    tests/test_readme.py runs the plain ``python`` blocks; these need a framework
-    app around them, so the tests of each ``segment_logging.contrib`` module run them.
+    tests/test_docs.py runs the ``run`` blocks; these need a framework app around them,
+    so the tests of each ``segment_logging.contrib`` module run them.
     """
-    blocks = re.findall(r"```python framework\n(.*?)```", README.read_text(), flags=re.DOTALL)
-    return [block for block in blocks if module in block]
+    return [block.code for block in all_blocks() if block.kind == "framework" and block.arg == module]
 
 
 @pytest.fixture

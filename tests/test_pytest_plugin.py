@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from doc_blocks import all_blocks
 
 from segment_logging import SegmentHandler
 from segment_logging.testing import SegmentEvents, SegmentServer
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "testing_with_pytest"
 
 # The app under test configures its handler at import, for the real host (here a second fake
@@ -319,13 +318,12 @@ def test_segment_events_works_without_pytest(server: SegmentServer) -> None:
         assert [m["event"] for m in real.messages] == ["Later"]
 
 
-def test_readme_testing_example_passes(pytester: pytest.Pytester) -> None:
-    """The README's "Testing" section's example test file passes as written."""
-    section = README.read_text().split("\n## Testing\n")[1].split("\n## ")[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    example = next(block for block in blocks if "segment_events" in block)
-    pytester.makepyfile(test_readme_example=example)
-    _run(pytester).assert_outcomes(passed=example.count("\ndef test_"))
+def test_the_docs_test_examples_pass(pytester: pytest.Pytester) -> None:
+    """Every block the docs mark ``<!-- test: pytest -->`` passes as a test file, each of its tests."""
+    examples = [block for block in all_blocks() if block.kind == "pytest"]
+    assert examples
+    pytester.makepyfile(**{f"test_docs_example_{n}": block.code for n, block in enumerate(examples)})
+    _run(pytester).assert_outcomes(passed=sum(block.code.count("\ndef test_") for block in examples))
 
 
 def test_the_example_test_suite_passes(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
