@@ -215,11 +215,11 @@ class EventQueue:
     def _abandon_flush(self, marker: Flush) -> None:
         """Forget a flush whose waiter gave up, so that a flush per call cannot pile up markers."""
         marker.abandoned = True  # the worker skips it
-        with self._lock:  # no submit() appends meanwhile; the worker only pops from the left
-            intake = self._intake
-            if intake and intake[-1] is marker:
-                with contextlib.suppress(IndexError):  # the worker took it just now
-                    intake.pop()
+        # Removed by identity in one C call: a signal handler on this thread may log between any
+        # two bytecodes (the lock is reentrant), so "look at the last item, then pop it" could pop
+        # the handler's event instead. Not there: the worker took it already.
+        with contextlib.suppress(ValueError, IndexError):  # IndexError: the worker took one meanwhile
+            self._intake.remove(marker)
 
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""

@@ -82,7 +82,7 @@ def test_logging_and_flushing_from_a_signal_handler_never_deadlocks(
     assert result["fired"] > 0
     assert result["flushed"] is True
     assert len(server.events("FromMain")) == 20000
-    assert len(server.events("FromSignal")) == result["fired"]
+    assert len(server.events("FromSignal")) == result["fired"], result["stats"]
 
 
 @needs_fork
