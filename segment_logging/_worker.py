@@ -50,6 +50,7 @@ from ._batch import (
     take_batch,
 )
 from ._clock import monotonic
+from ._compat import holding_logging_lock
 from ._deadline import meanwhile
 from ._diagnostics import RateLimit, flush_reports, plural, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
@@ -86,12 +87,6 @@ def unformatted(text: str, error: BaseException) -> UnformattedMessage:
     message = UnformattedMessage(text)
     message.error = f"{type(error).__name__}: {error}"
     return message
-
-
-def _holding_logging_lock() -> bool:
-    """Whether this thread holds the logging module's lock (as dictConfig() does)."""
-    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
-    return bool(is_owned is not None and is_owned())
 
 
 class Flush:
@@ -330,7 +325,7 @@ class Core:
     def await_flush(self, marker: Flush, deadline: float | None) -> bool:
         """Wait for ``marker`` until ``deadline`` (a :func:`monotonic` instant); True when done."""
         try:
-            if _holding_logging_lock():
+            if holding_logging_lock():
                 return False
             while True:
                 if not self._ensure_worker():
@@ -359,7 +354,7 @@ class Core:
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
         self.begin_close()
-        if threading.get_ident() == self.worker_ident or _holding_logging_lock():
+        if threading.get_ident() == self.worker_ident or holding_logging_lock():
             return  # the worker finishes on its own; the exit hooks wait for it
         self.wait_closed()
         flush_reports()

@@ -405,7 +405,7 @@ def test_replace_validates_again_and_keeps_the_message_id() -> None:
     with pytest.raises(ValueError, match="event is required"):
         dataclasses.replace(original, event="")
     with pytest.raises(TypeError, match="properties must be a mapping, not list"):
-        dataclasses.replace(original, properties=[1])
+        dataclasses.replace(original, properties=[1])  # type: ignore[arg-type]  # on purpose
 
 
 def test_repr_leaves_out_unset_fields() -> None:
