@@ -79,8 +79,9 @@ def released(lock: Any) -> Iterator[None]:
     logging.shutdown() holds a handler's lock while it calls flush() and close();
     dictConfig() takes logging's module lock and then each handler's lock. Waiting
     for delivery with the handler lock held deadlocks a dictConfig() running on
-    another thread. ``RLock`` has no public way to release every level at once and
-    take them back; these are the methods ``threading.Condition`` uses.
+    another thread (``SegmentHandler.handle()`` never takes its lock, so nothing else
+    needs it meanwhile). ``RLock`` has no public way to release every level at once
+    and take them back; these are the methods ``threading.Condition`` uses.
     """
     is_owned = getattr(lock, "_is_owned", None)
     if is_owned is None or not is_owned():

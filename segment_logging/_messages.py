@@ -235,7 +235,7 @@ class BaseMessage:
         self.integrations = _mapping("integrations", self.integrations)
 
     def _check_own_fields(self) -> None:
-        """Validate and normalise the fields particular to this message type."""
+        """Check (and convert) the fields particular to this message type."""
 
     def _fields(self) -> dict[str, Any]:
         """The wire fields particular to this message type."""
@@ -262,11 +262,11 @@ class BaseMessage:
 
     def __repr__(self) -> str:
         # Shorter than the generated repr: the type's own fields first, unset ones left out.
-        shown = _own_fields(type(self)) + _COMMON_FIELDS
-        fields = ", ".join(
-            f"{name}={value!r}" for name in shown if (value := getattr(self, name, None)) is not None
+        names = _own_fields(type(self)) + _COMMON_FIELDS
+        shown = ", ".join(
+            f"{name}={value!r}" for name in names if (value := getattr(self, name, None)) is not None
         )
-        return f"{type(self).__name__}({fields})"
+        return f"{type(self).__name__}({shown})"
 
 
 _COMMON_FIELDS = tuple(field.name for field in fields(BaseMessage))
