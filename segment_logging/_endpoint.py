@@ -7,14 +7,11 @@ redirect to another host; the rules for both are here.
 from __future__ import annotations
 
 import ipaddress
-import os
-import sys
-import types
 import urllib.parse
-import warnings
 
 import httpx
 
+from ._compat import warn_from_caller
 from ._options import Settings
 
 DEFAULT_HOST = "https://api.segment.io"
@@ -83,10 +80,9 @@ def check_host(host: str, path: str = Settings.path) -> str:
             f"got {host!r}"
         )
     if parsed.scheme == "http" and not _is_loopback(parsed.hostname):
-        warnings.warn(
+        warn_from_caller(
             f"host {host!r} uses plain http: the Segment write key would travel unencrypted",
             InsecureHostWarning,
-            stacklevel=_outside_this_package(),
         )
     return host.rstrip("/")
 
@@ -101,21 +97,6 @@ def shown_url(url: str) -> str:
     if "@" in parsed.netloc:
         netloc = "***@" + netloc
     return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path, "", ""))
-
-
-def _outside_this_package() -> int:
-    """The ``stacklevel`` that makes a warning name the first caller outside segment_logging.
-
-    The handler, the structlog processor and the clients reach ``check_host``
-    through different depths, so a fixed number names one of our own files.
-    """
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame: types.FrameType | None = sys._getframe(2)  # check_host()'s caller: stacklevel 2
-    level = 2
-    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == package:
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 def _is_loopback(hostname: str) -> bool:

@@ -7,10 +7,16 @@ import logging
 import sys
 import threading
 import weakref
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _diagnostics
+from ._compat import (
+    HANDLE_RETURNS_RECORD,
+    check_level,
+    flush_called_by_logging_shutdown,
+    live_handlers,
+    released,
+)
 from ._context import current as bound_context
 from ._diagnostics import worker_threads
 from ._options import Item, Options, Settings
@@ -21,7 +27,6 @@ from ._worker import EventQueue, unformatted
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-_HANDLE_RETURNS_RECORD = sys.version_info >= (3, 12)  # Handler.handle() returns the record since 3.12
 _last_record = threading.local()
 """Per thread: a weak reference to the last record a SegmentHandler saw, and the sources that queued it."""
 
@@ -100,7 +105,7 @@ class SegmentHandler(logging.Handler):
         settings = Settings.of("SegmentHandler", options)
         if not isinstance(level, int | str):
             raise ValueError(f"level must be a level name or number, got {level!r}")
-        logging._checkLevel(level)  # type: ignore[attr-defined]  # raises before a queue exists
+        check_level(level)  # raises before a queue exists
         self._core = EventQueue(write_key, settings)
         self._core.closed_by_logging = True  # logging.shutdown() closes it, after the exit flushes
         keep_messages_through_queues()
@@ -124,7 +129,7 @@ class SegmentHandler(logging.Handler):
             if isinstance(result, logging.LogRecord):
                 record = result  # a filter's copy (Python 3.12+): the same event as the original
         self._emit(record, original)
-        return record if _HANDLE_RETURNS_RECORD else True
+        return record if HANDLE_RETURNS_RECORD else True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record's event, if it has one. Never raises, never does I/O."""
@@ -204,7 +209,7 @@ class SegmentHandler(logging.Handler):
         Returns:
             True when everything settled in time.
         """
-        if timeout is None and _called_by_logging_shutdown():
+        if timeout is None and flush_called_by_logging_shutdown():
             # logging.shutdown() calls flush() then close(); close() alone delivers the
             # same within shutdown_timeout, where flush() could wait out the retry budget.
             self.close()
@@ -213,7 +218,7 @@ class SegmentHandler(logging.Handler):
 
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
-        with _released(self.lock):
+        with released(self.lock):
             self._core.close()
         super().close()
 
@@ -272,8 +277,7 @@ def _queue_handlers() -> list[logging.Handler]:
     handlers_module = sys.modules.get("logging.handlers")
     if handlers_module is None:
         return []
-    live = (ref() for ref in list(getattr(logging, "_handlerList", ())))  # weak refs to live handlers
-    return [handler for handler in live if isinstance(handler, handlers_module.QueueHandler)]
+    return [handler for handler in live_handlers() if isinstance(handler, handlers_module.QueueHandler)]
 
 
 class _KeepMessage(logging.Filter):
@@ -315,32 +319,3 @@ def _report_formatted_once() -> None:
             "it (a QueueHandler whose formatter could not be undone), so its name may carry that "
             "formatting; name the event in its metadata (event=...) or put SegmentHandler before the queue",
         )
-
-
-@contextlib.contextmanager
-def _released(lock: Any) -> Iterator[None]:
-    """Let go of ``lock`` meanwhile, if this thread holds it.
-
-    logging.shutdown() holds a handler's lock while it calls flush() and close();
-    dictConfig() takes logging's module lock and then each handler's lock. Waiting
-    for delivery with the handler lock held deadlocks a dictConfig() running on
-    another thread. handle() never takes this lock, so nothing else needs it.
-    """
-    is_owned = getattr(lock, "_is_owned", None)
-    if is_owned is None or not is_owned():
-        yield
-        return
-    state = lock._release_save()
-    try:
-        yield
-    finally:
-        lock._acquire_restore(state)
-
-
-def _called_by_logging_shutdown() -> bool:
-    """Whether flush()'s caller is logging.shutdown() (before 3.12, which calls flush() then close())."""
-    try:
-        frame = sys._getframe(2)
-    except ValueError:  # called from the bottom of the stack, as by atexit.register(handler.flush)
-        return False
-    return frame.f_code is logging.shutdown.__code__

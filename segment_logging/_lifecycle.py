@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 from . import _diagnostics, _messages, _transport
 from ._clock import monotonic
+from ._compat import interpreter_shutting_down, is_listener_sentinel, queue_listener_of
 from ._diagnostics import flush_reports, plural, quiet_http_loggers, report
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def live_cores() -> list[EventQueue]:
 
 def shutting_down() -> bool:
     """Whether the interpreter is exiting (atexit hooks run): no new thread may start then."""
-    return bool(getattr(threading, "_SHUTTING_DOWN", False))
+    return interpreter_shutting_down()
 
 
 # -- flushing and closing many cores at once ----------------------------------------------
@@ -137,7 +138,7 @@ def _drain_queue_listeners() -> None:
     if handlers_module is None:
         return
     for thread in threading.enumerate():
-        listener = getattr(getattr(thread, "_target", None), "__self__", None)  # QueueListener._monitor
+        listener = queue_listener_of(thread)
         if not isinstance(listener, handlers_module.QueueListener):
             continue
         if not any(isinstance(handler, _diagnostics.silent_handlers) for handler in listener.handlers):
@@ -148,7 +149,7 @@ def _drain_queue_listeners() -> None:
                 record = queue.get_nowait()
             except Exception:  # noqa: BLE001 - queue.Empty, or a queue of another kind giving up
                 break
-            if record is listener._sentinel:
+            if is_listener_sentinel(listener, record):
                 queue.put_nowait(record)  # the listener is being stopped: leave it its signal
                 break
             with contextlib.suppress(Exception):

@@ -4,17 +4,23 @@ Messages validate at construction, raising ``ValueError``/``TypeError`` that
 name the field, and never mutate what the caller passed: mappings are copied
 (one level deep) and the library's ``context.library`` is merged into a new
 dict when the message is turned into its wire form.
-"""
 
-from __future__ import annotations
+The messages are dataclasses, so ``dataclasses.fields()``, ``dataclasses.replace()``
+(which validates again) and type checkers see their fields. No ``from __future__
+import annotations`` here: the field types stay real objects, which
+``typing.get_type_hints()`` can read even though the classes report
+``segment_logging`` as their module.
+"""
 
 import datetime
 import math
 import os
 import random
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal, cast, overload
 
+from ._compat import slots_fixed
 from ._errors import InvalidMessage
 from ._json import short_repr
 from ._version import __version__
@@ -107,6 +113,10 @@ def format_timestamp(moment: datetime.datetime | float) -> str:
     return f"{cached[1]}.{micros // 1000:03d}+00:00"
 
 
+@overload
+def _id(field: str, value: object, *, required: Literal[True]) -> str: ...
+@overload
+def _id(field: str, value: object, *, required: bool = False) -> str | None: ...
 def _id(field: str, value: object, *, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:
@@ -117,6 +127,10 @@ def _id(field: str, value: object, *, required: bool = False) -> str | None:
     return str(value)
 
 
+@overload
+def _text(field: str, value: object, *, required: Literal[True]) -> str: ...
+@overload
+def _text(field: str, value: object, *, required: bool = False) -> str | None: ...
 def _text(field: str, value: object, *, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:
@@ -171,6 +185,8 @@ def _message_id(value: object) -> str:
     return value
 
 
+@slots_fixed
+@dataclass(kw_only=True, slots=True, repr=False)
 class BaseMessage:
     """Fields common to every Segment message.
 
@@ -182,8 +198,12 @@ class BaseMessage:
             record was made (or when the message is encoded, for messages sent without
             a record).
         message_id: unique id Segment de-duplicates on; defaults to a fresh UUID.
+            ``dataclasses.replace()`` keeps it: pass ``message_id=None`` for a new one.
         context: extra context; ``context.library`` is set to segment-logging's.
         integrations: which destinations receive the message.
+
+    Once built, the ids are str, ``timestamp`` is an aware UTC datetime (or None),
+    ``message_id`` is set and the mappings are the message's own dict copies.
 
     Raises:
         ValueError, TypeError: a field is missing, has the wrong type or is out of range
@@ -191,26 +211,29 @@ class BaseMessage:
     """
 
     type: ClassVar[str] = ""
-    __slots__ = ("anonymous_id", "context", "integrations", "message_id", "timestamp", "user_id")
 
-    def __init__(
-        self,
-        *,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        timestamp: Timestamp | None = None,
-        message_id: str | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.user_id = _id("user_id", user_id)
-        self.anonymous_id = _id("anonymous_id", anonymous_id)
+    # Each class is a dataclass (keyword-only, slotted) with a shorter repr than the
+    # generated one; slots_fixed makes Python 3.10 build its slots as later versions do.
+    user_id: str | int | None = None
+    anonymous_id: str | int | None = None
+    timestamp: Timestamp | None = None
+    message_id: str | None = None
+    context: Mapping[str, Any] | None = None
+    integrations: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self._check_own_fields()  # first, so their errors come first, as they always have
+        self.user_id = _id("user_id", self.user_id)
+        self.anonymous_id = _id("anonymous_id", self.anonymous_id)
         if self.user_id is None and self.anonymous_id is None:
             raise ValueError(f"a {self.type} message needs user_id or anonymous_id")
-        self.timestamp = _timestamp(timestamp)
-        self.message_id = _message_id(message_id)
-        self.context = _mapping("context", context)
-        self.integrations = _mapping("integrations", integrations)
+        self.timestamp = _timestamp(self.timestamp)
+        self.message_id = _message_id(self.message_id)
+        self.context = _mapping("context", self.context)
+        self.integrations = _mapping("integrations", self.integrations)
+
+    def _check_own_fields(self) -> None:
+        """Check (and convert) the fields particular to this message type."""
 
     def _fields(self) -> dict[str, Any]:
         """The wire fields particular to this message type."""
@@ -227,7 +250,8 @@ class BaseMessage:
         wire["context"] = {**self.context, "library": LIBRARY} if self.context else {"library": LIBRARY}
         if self.integrations is not None:
             wire["integrations"] = self.integrations
-        moment = self.timestamp if self.timestamp is not None else default_timestamp
+        timestamp = cast("datetime.datetime | None", self.timestamp)  # made one by __post_init__
+        moment = timestamp if timestamp is not None else default_timestamp
         wire["timestamp"] = format_timestamp(
             moment if moment is not None else datetime.datetime.now(datetime.timezone.utc)
         )
@@ -235,196 +259,118 @@ class BaseMessage:
         return wire
 
     def __repr__(self) -> str:
-        fields = ", ".join(
-            f"{name}={getattr(self, name)!r}"
-            for cls in type(self).__mro__
-            for name in getattr(cls, "__slots__", ())
-            if getattr(self, name, None) is not None
+        # Shorter than the generated repr: the type's own fields first, unset ones left out.
+        names = _own_fields(type(self)) + _COMMON_FIELDS
+        shown = ", ".join(
+            f"{name}={value!r}" for name in names if (value := getattr(self, name, None)) is not None
         )
-        return f"{type(self).__name__}({fields})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return all(
-            getattr(self, name) == getattr(other, name)
-            for cls in type(self).__mro__
-            for name in getattr(cls, "__slots__", ())
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+        return f"{type(self).__name__}({shown})"
 
 
+_COMMON_FIELDS = tuple(field.name for field in fields(BaseMessage))
+
+
+def _own_fields(cls: type[BaseMessage]) -> tuple[str, ...]:
+    """The fields of ``cls`` that are not common to every message, in declaration order."""
+    return tuple(field.name for field in fields(cls) if field.name not in _COMMON_FIELDS)
+
+
+@slots_fixed
+@dataclass(kw_only=True, slots=True, repr=False)
 class Track(BaseMessage):
     """A track call: something the user did. ``event`` is required."""
 
     type = "track"
-    __slots__ = ("event", "properties")
 
-    def __init__(
-        self,
-        *,
-        event: str,
-        properties: Mapping[str, Any] | None = None,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        timestamp: Timestamp | None = None,
-        message_id: str | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.event = _text("event", event, required=True)
-        self.properties = _mapping("properties", properties)
-        super().__init__(
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            timestamp=timestamp,
-            message_id=message_id,
-            context=context,
-            integrations=integrations,
-        )
+    event: str
+    properties: Mapping[str, Any] | None = None
+
+    def _check_own_fields(self) -> None:
+        self.event = _text("event", self.event, required=True)
+        self.properties = _mapping("properties", self.properties)
 
     def _fields(self) -> dict[str, Any]:
         return {"event": self.event, "properties": self.properties or {}}
 
 
+@slots_fixed
+@dataclass(kw_only=True, slots=True, repr=False)
 class Identify(BaseMessage):
     """An identify call: who the user is, with their ``traits``."""
 
     type = "identify"
-    __slots__ = ("traits",)
 
-    def __init__(
-        self,
-        *,
-        traits: Mapping[str, Any] | None = None,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        timestamp: Timestamp | None = None,
-        message_id: str | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.traits = _mapping("traits", traits)
-        super().__init__(
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            timestamp=timestamp,
-            message_id=message_id,
-            context=context,
-            integrations=integrations,
-        )
+    traits: Mapping[str, Any] | None = None
+
+    def _check_own_fields(self) -> None:
+        self.traits = _mapping("traits", self.traits)
 
     def _fields(self) -> dict[str, Any]:
         return {"traits": self.traits or {}}
 
 
+@slots_fixed
+@dataclass(kw_only=True, slots=True, repr=False)
 class Page(BaseMessage):
     """A page call: the user saw a web page, optionally with ``name`` and ``category``."""
 
     type = "page"
-    __slots__ = ("category", "name", "properties")
 
-    def __init__(
-        self,
-        *,
-        name: str | None = None,
-        category: str | None = None,
-        properties: Mapping[str, Any] | None = None,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        timestamp: Timestamp | None = None,
-        message_id: str | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.name = _text("name", name)
-        self.category = _text("category", category)
-        self.properties = _mapping("properties", properties)
-        super().__init__(
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            timestamp=timestamp,
-            message_id=message_id,
-            context=context,
-            integrations=integrations,
-        )
+    name: str | None = None
+    category: str | None = None
+    properties: Mapping[str, Any] | None = None
+
+    def _check_own_fields(self) -> None:
+        self.name = _text("name", self.name)
+        self.category = _text("category", self.category)
+        self.properties = _mapping("properties", self.properties)
 
     def _fields(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {"properties": self.properties or {}}
+        wire: dict[str, Any] = {"properties": self.properties or {}}
         if self.name is not None:
-            fields["name"] = self.name
+            wire["name"] = self.name
         if self.category is not None:
-            fields["category"] = self.category
-        return fields
+            wire["category"] = self.category
+        return wire
 
 
+@slots_fixed
+@dataclass(kw_only=True, slots=True, repr=False)
 class Screen(Page):
     """A screen call: the mobile-app twin of :class:`Page`."""
 
     type = "screen"
-    __slots__ = ()
 
 
+@slots_fixed
+@dataclass(kw_only=True, slots=True, repr=False)
 class Group(BaseMessage):
     """A group call: the user belongs to ``group_id`` (required), with the group's ``traits``."""
 
     type = "group"
-    __slots__ = ("group_id", "traits")
 
-    def __init__(
-        self,
-        *,
-        group_id: str | int,
-        traits: Mapping[str, Any] | None = None,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        timestamp: Timestamp | None = None,
-        message_id: str | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.group_id = _id("group_id", group_id, required=True)
-        self.traits = _mapping("traits", traits)
-        super().__init__(
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            timestamp=timestamp,
-            message_id=message_id,
-            context=context,
-            integrations=integrations,
-        )
+    group_id: str | int
+    traits: Mapping[str, Any] | None = None
+
+    def _check_own_fields(self) -> None:
+        self.group_id = _id("group_id", self.group_id, required=True)
+        self.traits = _mapping("traits", self.traits)
 
     def _fields(self) -> dict[str, Any]:
         return {"groupId": self.group_id, "traits": self.traits or {}}
 
 
+@slots_fixed
+@dataclass(kw_only=True, slots=True, repr=False)
 class Alias(BaseMessage):
     """An alias call: ``previous_id`` (required) and ``user_id`` are the same person."""
 
     type = "alias"
-    __slots__ = ("previous_id",)
 
-    def __init__(
-        self,
-        *,
-        previous_id: str | int,
-        user_id: str | int | None = None,
-        anonymous_id: str | int | None = None,
-        timestamp: Timestamp | None = None,
-        message_id: str | None = None,
-        context: Mapping[str, Any] | None = None,
-        integrations: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.previous_id = _id("previous_id", previous_id, required=True)
-        super().__init__(
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            timestamp=timestamp,
-            message_id=message_id,
-            context=context,
-            integrations=integrations,
-        )
+    previous_id: str | int
+
+    def _check_own_fields(self) -> None:
+        self.previous_id = _id("previous_id", self.previous_id, required=True)
 
     def _fields(self) -> dict[str, Any]:
         return {"previousId": self.previous_id}
@@ -433,12 +379,8 @@ class Alias(BaseMessage):
 MESSAGE_TYPES: dict[str, type[BaseMessage]] = {
     cls.type: cls for cls in (Track, Identify, Page, Screen, Group, Alias)
 }
-_COMMON_KEYS = frozenset(
-    ("type", "user_id", "anonymous_id", "timestamp", "message_id", "context", "integrations")
-)
 _KEYS: dict[type[BaseMessage], frozenset[str]] = {
-    cls: _COMMON_KEYS | frozenset(cls.__slots__) | frozenset(getattr(cls.__base__, "__slots__", ()))
-    for cls in MESSAGE_TYPES.values()
+    cls: frozenset(field.name for field in fields(cls)) | {"type"} for cls in MESSAGE_TYPES.values()
 }
 
 # The field the log message fills in when absent, and the field each type requires.

@@ -36,6 +36,7 @@ from ._auth import WriteKey
 from ._backlog import Backlog, Flush
 from ._batch import encode_message, encode_wire
 from ._clock import monotonic
+from ._compat import holding_logging_lock
 from ._deadline import meanwhile
 from ._diagnostics import flush_reports, plural, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
@@ -63,12 +64,6 @@ def unformatted(text: str, error: BaseException) -> UnformattedMessage:
     message = UnformattedMessage(text)
     message.error = f"{type(error).__name__}: {error}"
     return message
-
-
-def _holding_logging_lock() -> bool:
-    """Whether this thread holds the logging module's lock (as dictConfig() does)."""
-    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
-    return bool(is_owned is not None and is_owned())
 
 
 _held: set[EventQueue] = set()
@@ -195,7 +190,7 @@ class EventQueue:
     def await_flush(self, marker: Flush, deadline: float | None) -> bool:
         """Wait for ``marker`` until ``deadline`` (a :func:`monotonic` instant); True when done."""
         try:
-            if _holding_logging_lock():
+            if holding_logging_lock():
                 return False
             while True:
                 if not self._ensure_worker():
@@ -224,7 +219,7 @@ class EventQueue:
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
         self.begin_close()
-        if threading.get_ident() == self.worker_ident or _holding_logging_lock():
+        if threading.get_ident() == self.worker_ident or holding_logging_lock():
             return  # the worker finishes on its own; the exit hooks wait for it
         self.wait_closed()
         flush_reports()

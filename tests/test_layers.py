@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("structlog's event dicts", {"_structlog_events"}),
     ("messages and values", {"_messages", "_values"}),
     ("encoding and reports", {"_json", "_diagnostics"}),
-    ("leaves", {"_errors", "_clock", "_sync", "_auth", "_retry", "_version"}),
+    ("leaves", {"_errors", "_clock", "_sync", "_auth", "_retry", "_version", "_compat"}),
 ]
 
 

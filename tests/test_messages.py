@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime
+import inspect
+import pickle
 import re
+import typing
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segment_logging import Alias, Group, Identify, InvalidMessage, Page, Screen, Track
+from segment_logging import Alias, BaseMessage, Group, Identify, InvalidMessage, Page, Screen, Track
 from segment_logging._batch import encode_wire
+from segment_logging._json import dumps, dumps_stdlib
 from segment_logging._messages import (
     LIBRARY,
     format_timestamp,
@@ -348,3 +355,81 @@ def test_fast_path_and_full_path_agree(metadata: dict[str, Any], created: float)
         assert isinstance(full, str), "the shortcut stepped aside from a valid event"
     else:
         assert fast == full
+
+
+MESSAGE_CLASSES = [Track, Identify, Page, Screen, Group, Alias]
+
+
+@pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=lambda cls: cls.__name__)
+def test_messages_are_keyword_only_dataclasses_with_typed_fields(cls: type[BaseMessage]) -> None:
+    """Each message is a slotted dataclass: every constructor argument is keyword-only and is a
+    field whose type dataclasses.fields() and typing.get_type_hints() show (what IDEs read)."""
+    assert dataclasses.is_dataclass(cls)
+    names = [field.name for field in dataclasses.fields(cls)]
+    parameters = inspect.signature(cls).parameters
+    assert list(parameters) == names
+    assert {parameter.kind for parameter in parameters.values()} == {inspect.Parameter.KEYWORD_ONLY}
+    hints = typing.get_type_hints(cls)
+    assert hints["user_id"] == str | int | None
+    assert hints["context"] == Mapping[str, Any] | None
+    for field in dataclasses.fields(cls):
+        assert field.type == hints[field.name], field.name
+    assert all("__slots__" in vars(klass) for klass in cls.__mro__[:-1])  # no per-instance __dict__
+
+
+def test_required_fields_have_no_default() -> None:
+    """The fields a type requires are the ones without a default, so type checkers flag them missing."""
+    required = {
+        cls.__name__: [
+            field.name for field in dataclasses.fields(cls) if field.default is dataclasses.MISSING
+        ]
+        for cls in MESSAGE_CLASSES
+    }
+    assert required == {
+        "Track": ["event"],
+        "Identify": [],
+        "Page": [],
+        "Screen": [],
+        "Group": ["group_id"],
+        "Alias": ["previous_id"],
+    }
+
+
+def test_replace_validates_again_and_keeps_the_message_id() -> None:
+    """dataclasses.replace() builds a checked message; it keeps message_id unless given message_id=None."""
+    original = Track(user_id=7, event="E", timestamp=0, properties={"a": 1})
+    copy = dataclasses.replace(original, event="F")
+    assert (copy.event, copy.user_id, copy.timestamp) == ("F", "7", original.timestamp)
+    assert copy.message_id == original.message_id
+    assert dataclasses.replace(original, message_id=None).message_id != original.message_id
+    with pytest.raises(ValueError, match="event is required"):
+        dataclasses.replace(original, event="")
+    with pytest.raises(TypeError, match="properties must be a mapping, not list"):
+        dataclasses.replace(original, properties=[1])  # type: ignore[arg-type]  # on purpose
+
+
+def test_repr_leaves_out_unset_fields() -> None:
+    """A repr shows the type's own fields first and leaves out those that are not set, so it stays short."""
+    message = Page(user_id="u", name="Home", message_id="m1")
+    assert repr(message) == "Page(name='Home', user_id='u', message_id='m1')"
+
+
+@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+def test_messages_pickle_and_copy(protocol: int) -> None:
+    """A message survives pickle and copy unchanged (equal, same repr); messages stay unhashable."""
+    message = Group(user_id="u", group_id=3, traits={"plan": "pro"}, timestamp="2026-01-01T00:00:00Z")
+    for clone in (pickle.loads(pickle.dumps(message, protocol)), copy.copy(message), copy.deepcopy(message)):
+        assert clone == message
+        assert repr(clone) == repr(message)
+    assert message != Group(user_id="u", group_id=3, traits={"plan": "pro"})  # another message_id
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(message)
+
+
+def test_message_objects_as_values_encode_alike_on_both_paths() -> None:
+    """A message object inside properties is written as its repr on both JSON paths: orjson is told
+    to pass dataclasses to the same hook as the stdlib path, not to write them as objects."""
+    wire = {"properties": {"nested": Track(user_id="u", event="E", message_id="m1")}}
+    expected = b"{\"properties\":{\"nested\":\"Track(event='E', user_id='u', message_id='m1')\"}}"
+    assert dumps_stdlib(wire) == expected
+    assert dumps(wire) == expected
