@@ -18,13 +18,13 @@ import pytest
 from doc_blocks import all_blocks
 from hypothesis import settings
 
+from segment_logging import SegmentHandler
+from segment_logging.testing import SegmentServer
+
 # Property tests judge results, not speed: on a shared 2-core machine (and under coverage) one
 # example can take longer than Hypothesis's default 200 ms deadline without anything being wrong.
 settings.register_profile("shared-machine", deadline=None)
 settings.load_profile("shared-machine")
-
-from segment_logging import SegmentHandler
-from segment_logging.testing import SegmentServer
 
 
 @pytest.fixture
