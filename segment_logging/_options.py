@@ -52,6 +52,9 @@ class Options(TypedDict):
     transport: NotRequired[httpx.BaseTransport | None]
     clock: NotRequired[Callable[[], float] | None]
     send: NotRequired[bool | None]
+    spool: NotRequired[str | os.PathLike[str] | None]
+    spool_max_bytes: NotRequired[int]
+    spool_max_age: NotRequired[float]
 
 
 def number_option(name: str, value: object, *, minimum: float, maximum: float | None = None) -> float:
@@ -117,6 +120,23 @@ def resolve_send(send: object) -> bool:
         return bool_option("send", send)
     from_env = os.environ.get("SEGMENT_SEND", "").strip()
     return bool_option("SEGMENT_SEND", from_env) if from_env else True
+
+
+def resolve_spool(spool: object) -> str | None:
+    """The ``spool`` path given (str or ``os.PathLike``), else ``$SEGMENT_SPOOL``, else None (memory only).
+
+    Raises:
+        ValueError: a value that is not a path (the message names ``spool``).
+    """
+    if spool is None:
+        spool = os.environ.get("SEGMENT_SPOOL", "").strip() or None
+        if spool is None:
+            return None
+    if isinstance(spool, os.PathLike):
+        spool = os.fspath(spool)
+    if not isinstance(spool, str) or not spool:
+        raise ValueError(f"spool must be a file path (str or os.PathLike) or None, got {spool!r}")
+    return spool
 
 
 def resolve_write_key(write_key: str | None, *, send: bool = True) -> WriteKey:

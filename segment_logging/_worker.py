@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 import weakref
@@ -62,9 +63,11 @@ from ._options import (
     integer_option,
     number_option,
     resolve_send,
+    resolve_spool,
     resolve_write_key,
 )
-from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME
+from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME, is_retryable
+from ._spool import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, Leased, Spool, SpoolError, source_token
 from ._sync import Done, Wakeup
 from ._transport import DEFAULT_PATH, Delivery, HttpClient
 
@@ -114,6 +117,8 @@ _FLUSH_SLICE = 0.5
 """Seconds flush() waits at a time before checking that the worker is still alive."""
 _IDLE: float | None = None
 _STOPPED = -1.0
+_SPOOL_POLL = 5.0
+"""Seconds between looks at a spool holding rows other processes lease (one of them may die)."""
 _VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d[\d,.]*\b")
 
 
@@ -154,6 +159,9 @@ class Core:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] | None = None,
         send: bool | None = None,
+        spool: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = DEFAULT_MAX_BYTES,
+        spool_max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self.send = resolve_send(send)
         self._key = resolve_write_key(write_key, send=self.send)
@@ -197,6 +205,7 @@ class Core:
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
         self._redirected: tuple[HttpClient, WriteKey] | None = None
         self.host = self._http.host
+        self._spool = self._make_spool(spool, spool_max_bytes, spool_max_age)
         self.write_key_token = hash(self._key.authorization)  # compares sources, shows nothing
         self._on_error = on_error
         self._clock = clock or monotonic
@@ -207,6 +216,8 @@ class Core:
         """When the process began to exit: the instant every exit step shares for this core."""
         self._setup()
         _lifecycle.track(self)
+        if self._spool is not None:
+            self._start_worker()  # what an earlier process left in the spool goes out now
 
     def _setup(self) -> None:
         """(Re)initialise every piece of state a fork must not share with the parent."""
@@ -241,6 +252,16 @@ class Core:
         self._invalid_unreported = 0
         self._warned_closed = False
         self._timeout_reported = False
+        # The spool (see "the spool" below): when to look in it next (None: at the next event),
+        # whether it may hold rows to send now (flushes wait for them), the batch in hand.
+        self._spool_due: float | None = 0.0
+        self._spool_ready = True
+        self._spool_fresh = 0
+        self._spool_swept = -1e9
+        self._spool_cycles = 0
+        self._leased: Leased | None = None
+        self._leased_at = 0.0
+        self._kept_reports = RateLimit()
 
     # -- callers' side ---------------------------------------------------------------
 
@@ -299,6 +320,7 @@ class Core:
             "failed": self._failed,
             "retried": self._retried,
             "invalid": self._invalid,
+            "spooled": self._spool.count if self._spool is not None else 0,
         }
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -320,7 +342,7 @@ class Core:
     def start_flush(self) -> Flush | None:
         """Ask the worker to send everything queued now; None when nothing is queued."""
         with self._lock:
-            if self._closed or self._accepted == self._released:
+            if self._closed or (self._accepted == self._released and self._spool is None):
                 return None
             marker = Flush()
             self._intake.append(marker)
@@ -451,6 +473,8 @@ class Core:
         _held.discard(self)
         self._setup()
         self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
+        if self._spool is not None:
+            self._spool = self._spool.for_child()  # a connection of its own, opened by its worker
         if self._redirected is not None:
             http, key = self._redirected
             self._redirected = (HttpClient(http.host, timeout=http.timeout, gzip=http.gzip), key)
@@ -490,6 +514,8 @@ class Core:
             self._finish()
             return _STOPPED
         self._drain()
+        if self._spool is not None:
+            return self._spool_step()
         if self._is_due():
             self._send_next()
             return 0.0
@@ -498,6 +524,9 @@ class Core:
     def _run_inline(self, until: Flush | None) -> None:
         """Do the worker's job on this thread (no worker can run): until ``until`` settles."""
         self._drain()
+        while self._spool is not None and (until is None or not until.done.is_set()):
+            if (self._deadline is not None and monotonic() >= self._deadline) or self._spool_step() != 0.0:
+                break
         while self._pending and (until is None or not until.done.is_set()):
             if self._deadline is not None and monotonic() >= self._deadline:
                 self._abandon()
@@ -510,6 +539,8 @@ class Core:
         self._run_inline(until=None)
         self._report_unreported_invalid()
         self._settle_flushes(everything=True)
+        if self._spool is not None:
+            self._close_spool()
         self._http.close()
 
     def _seconds_to_due(self) -> float | None:
@@ -528,6 +559,8 @@ class Core:
             else:
                 self._taken += 1
                 self._encode(item)  # type: ignore[arg-type]
+        if self._spool is not None and self._pending:
+            self._to_spool()
         self._settle_flushes()
 
     def _encode(self, item: Item) -> None:
@@ -631,17 +664,8 @@ class Core:
         self._pending_bytes -= sum(map(len, batch))
         if not self._pending:
             self._oldest = None
-        redirected = self._redirected  # read once: a test may restore it meanwhile
         try:
-            if redirected is not None:
-                delivery = redirected[0].deliver(
-                    redirected[1], batch, wait=self._pause, deadline=self._deadline
-                )
-            elif self.send:
-                with meanwhile(self._drain):  # keep encoding (and bounding) what arrives meanwhile
-                    delivery = self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
-            else:  # send=False: validated, converted and counted; nothing leaves the process
-                delivery = Delivery(len(batch), requests=1, sent=len(batch), carried=len(batch))
+            delivery = self._deliver(batch)
         except DeliveryError as exc:
             self._failed += len(batch)
             self._retried += len(batch) * max(exc.attempts - 1, 0)
@@ -665,6 +689,17 @@ class Core:
             self._pieces_out += len(batch)
             self._settle_flushes()
 
+    def _deliver(self, batch: list[bytes]) -> Delivery:
+        """Send one batch (retrying per ``_retry``), to the redirected host if a test set one."""
+        redirected = self._redirected  # read once: a test may restore it meanwhile
+        if redirected is not None:
+            return redirected[0].deliver(redirected[1], batch, wait=self._pause, deadline=self._deadline)
+        if self.send:
+            with meanwhile(self._drain):  # keep encoding (and bounding) what arrives meanwhile
+                return self._http.deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
+        # send=False: validated, converted and counted; nothing leaves the process
+        return Delivery(len(batch), requests=1, sent=len(batch), carried=len(batch))
+
     def _pause(self, seconds: float) -> bool:
         """Wait before a retry, encoding new events meanwhile; False to give up (shutdown)."""
         end = monotonic() + seconds
@@ -677,9 +712,12 @@ class Core:
             self._idle = False
             self._waiting = True
             if not self._intake:
-                self._wake.wait(end - now)
+                # With a spool, what arrives goes to disk within a flush_interval, even during a long wait.
+                self._wake.wait(end - now if self._spool is None else min(end - now, self.flush_interval))
             self._waiting = False
             self._drain()
+            if self._spool is not None and not self._keep_lease():
+                return False
 
     def _abandon(self) -> None:
         """Give up on everything still pending (shutdown_timeout ran out)."""
@@ -715,6 +753,8 @@ class Core:
     def _settle_flushes(self, everything: bool = False) -> None:
         if not self._flushes:
             return
+        if self._spool is not None and self._spool_ready and not everything:
+            return  # rows on disk may still be sent now: a flush waits for them too
         keep = []
         for marker in self._flushes:
             if everything or self._pieces_out >= marker.target:
@@ -722,6 +762,231 @@ class Core:
             elif not marker.abandoned:
                 keep.append(marker)
         self._flushes = keep
+
+    # -- the spool (see _spool): events on disk until Segment accepts them -----------------
+
+    def _make_spool(self, spool: object, max_bytes: object, max_age: object) -> Spool | None:
+        """The spool the options ask for (no I/O yet), or None; with one, batches are kept, not given up."""
+        path = resolve_spool(spool)
+        max_bytes = integer_option("spool_max_bytes", max_bytes, minimum=1)
+        max_age = number_option("spool_max_age", max_age, minimum=0.001)
+        if path is None:
+            return None
+        self._memory_client_options = dict(self._client_options)
+        # A batch on disk is retried (per _retry, Retry-After obeyed, backoff capped) until the age limit.
+        self._client_options.update(max_retry_time=max_age, max_rate_limit_time=max_age)
+        self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
+        return Spool(path=path, source=source_token(self._key.value), max_bytes=max_bytes, max_age=max_age)
+
+    def _spool_broken(self, exc: SpoolError) -> None:
+        """Fall back to memory for good, saying once what happened and where."""
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.close()
+        self._spool_ready = False
+        self._client_options = self._memory_client_options
+        self._http = HttpClient(**self._client_options)  # type: ignore[arg-type]
+        report(
+            logging.WARNING,
+            "segment-logging: the spool cannot be used (%s); events are kept in memory only from now on",
+            exc,
+        )
+
+    def _open_spool(self) -> bool:
+        assert self._spool is not None
+        try:
+            self._spool.open()
+        except SpoolError as exc:
+            self._spool_broken(exc)
+            return False
+        if self._spool.moved_aside is not None:
+            report(
+                logging.WARNING,
+                "segment-logging: the spool %s was not a readable database: it was moved aside to %s "
+                "and a new one started",
+                self._spool.path,
+                self._spool.moved_aside,
+            )
+        return True
+
+    def _to_spool(self) -> None:
+        """Move the events just encoded to disk, in one transaction."""
+        spool = self._spool
+        assert spool is not None
+        if not spool.opened and not self._open_spool():
+            return  # they stay in memory
+        pieces = list(self._pending)
+        try:
+            stored = spool.store(pieces)
+        except SpoolError as exc:
+            self._spool_broken(exc)
+            return
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._oldest = None
+        self._released += len(pieces)
+        self._pieces_out += len(pieces)
+        if stored < len(pieces):
+            self._spool_full(len(pieces) - stored)
+        self._spool_fresh += stored
+        now = self._clock()
+        due = now if self._spool_fresh >= self.max_batch_size else now + self.flush_interval
+        self._spool_due = due if self._spool_due is None else min(self._spool_due, due)
+        self._spool_ready = True
+
+    def _spool_full(self, count: int) -> None:
+        self._overflowed += count
+        due, held = self._overflow_reports.ready()
+        if due:
+            assert self._spool is not None
+            report(
+                logging.WARNING,
+                "segment-logging: the spool %s holds spool_max_bytes (%d bytes): events are being dropped "
+                "(%d dropped in all, %d since the last report); Segment may be unreachable",
+                self._spool.path,
+                self._spool.max_bytes,
+                self._dropped + self._overflowed,
+                held + count,
+            )
+
+    def _spool_step(self) -> float | None:
+        """A worker's turn with a spool: send a batch from disk if one is due; else how long to wait."""
+        spool = self._spool
+        assert spool is not None
+        if not spool.opened and not self._open_spool():
+            return 0.0  # fell back: the next turn works from memory
+        now = self._clock()
+        urgent = bool(self._flushes) or self._stopping or self._hurried or self._deadline is not None
+        if self._spool_due is None and not urgent:
+            return _IDLE
+        if self._spool_due is not None and now < self._spool_due and not urgent:
+            return self._spool_due - now
+        if self._send_spooled():
+            return 0.0
+        self._spool_ready = False  # nothing to send now: flushes waiting on the spool are done
+        self._settle_flushes()
+        with contextlib.suppress(SpoolError):
+            spool.recount()
+        if self._spool_due is not None and self._spool_due > now:
+            return self._spool_due - now  # a batch kept after a failure: its retry is due then
+        self._spool_due = now + _SPOOL_POLL if spool.count else None  # rows others hold: look again later
+        return _IDLE if self._spool_due is None else _SPOOL_POLL
+
+    def _send_spooled(self) -> bool:
+        """Lease a batch from disk and send it; False when none is free."""
+        spool = self._spool
+        assert spool is not None
+        try:
+            if self._clock() - self._spool_swept >= 1.0:
+                self._spool_swept = self._clock()
+                expired = spool.expire()
+                if expired:
+                    self._failed += len(expired)
+                    self._report_failure(
+                        DeliveryError(
+                            f"{plural(len(expired), 'message')} not delivered: older than spool_max_age "
+                            f"({spool.max_age:g} s) in the spool {spool.path}"
+                        ),
+                        expired,
+                    )
+            leased = spool.lease(max_size=self.max_batch_size, max_bytes=self.max_batch_bytes)
+        except SpoolError as exc:
+            self._spool_broken(exc)
+            return True
+        if leased is None:
+            return False
+        self._spool_fresh = 0
+        self._leased, self._leased_at = leased, self._clock()
+        done: list[int] = []
+        try:
+            delivery = self._deliver(leased.pieces)
+        except DeliveryError as exc:
+            if is_retryable(exc.status) and not spool.expired(leased.oldest):
+                self._keep(leased, exc)
+            else:
+                done = leased.ids
+                self._failed += len(leased.ids)
+                self._retried += len(leased.ids) * max(exc.attempts - 1, 0)
+                self._report_failure(exc, leased.pieces)
+        except Exception as exc:  # noqa: BLE001 - a custom transport's error, or a bug: kept for later
+            self._keep(leased, DeliveryError(f"{type(exc).__name__}: {exc}"))
+        else:
+            done = leased.ids
+            self._spool_cycles = 0
+            self._sent += delivery.sent
+            self._retried += delivery.retried
+            for part, error in delivery.failures:
+                self._failed += len(part)
+                self._report_failure(error, part)
+            self._spool_due = self._clock()  # more may be waiting: look again at once
+        finally:
+            self._leased = None
+        if done:
+            try:
+                spool.delete(done)
+            except SpoolError as exc:
+                self._spool_broken(exc)
+        return True
+
+    def _keep(self, leased: Leased, exc: DeliveryError) -> None:
+        """Give a batch that could not be delivered now back to the spool, to be tried again later."""
+        assert self._spool is not None
+        try:
+            self._spool.release(leased.ids)
+        except SpoolError as error:
+            self._spool_broken(error)
+            return
+        if self._stopping or self._deadline is not None:
+            return  # the exit report says what stays on disk
+        # Tried again after the policy's next backoff (max_retries, if set, ran out).
+        self._spool_cycles += 1
+        self._spool_due = self._clock() + self._http.policy.backoff(self._spool_cycles)
+        due, held = self._kept_reports.ready()
+        if due:
+            report(
+                logging.WARNING,
+                "segment-logging: %s not delivered yet, kept in the spool %s to be sent later: %s",
+                plural(len(leased.ids) + held, "message"),
+                self._spool.path,
+                exc,
+            )
+
+    def _keep_lease(self) -> bool:
+        """While a batch from disk waits to be retried: renew its lease; False once it is too old."""
+        leased, spool = self._leased, self._spool
+        if leased is None or spool is None:
+            return True
+        if spool.expired(leased.oldest):
+            return False
+        patience: float = self._memory_client_options["max_retry_time"]  # type: ignore[assignment]
+        if self._flushes and self._clock() - self._leased_at > patience:
+            # A flush waits as long as without a spool: the batch stays on disk, retried.
+            self._spool_ready = False
+            self._settle_flushes()
+        try:
+            spool.renew()
+        except SpoolError as exc:
+            self._spool_broken(exc)
+        return True
+
+    def _close_spool(self) -> None:
+        """At the end: say what stays on disk, release what this process holds, close the file."""
+        spool = self._spool
+        assert spool is not None
+        left = 0
+        if spool.opened:
+            with contextlib.suppress(SpoolError):
+                left = spool.recount()
+        spool.close()
+        if left:
+            report(
+                logging.WARNING,
+                "segment-logging: %s not delivered yet stay in the spool %s: they will be sent later (by the "
+                "next process using it, or by `python -m segment_logging drain %s`)",
+                plural(left, "event"),
+                spool.path,
+                spool.path,
+            )
 
     def __repr__(self) -> str:
         return f"<Core host={self.host!r} {self.stats()}>"
