@@ -559,6 +559,8 @@ class Core:
             else:
                 self._taken += 1
                 self._encode(item)  # type: ignore[arg-type]
+                if self._spool is not None and len(self._pending) >= self.max_batch_size:
+                    self._to_spool()  # one transaction a batch while events keep coming
         if self._spool is not None and self._pending:
             self._to_spool()
         self._settle_flushes()
@@ -882,13 +884,7 @@ class Core:
                 expired = spool.expire()
                 if expired:
                     self._failed += len(expired)
-                    self._report_failure(
-                        DeliveryError(
-                            f"{plural(len(expired), 'message')} not delivered: older than spool_max_age "
-                            f"({spool.max_age:g} s) in the spool {spool.path}"
-                        ),
-                        expired,
-                    )
+                    self._report_failure(self._too_old(len(expired)), expired)
             leased = spool.lease(max_size=self.max_batch_size, max_bytes=self.max_batch_bytes)
         except SpoolError as exc:
             self._spool_broken(exc)
@@ -901,7 +897,11 @@ class Core:
         try:
             delivery = self._deliver(leased.pieces)
         except DeliveryError as exc:
-            if is_retryable(exc.status) and not spool.expired(leased.oldest):
+            if spool.expired(leased.oldest):
+                done = leased.ids
+                self._failed += len(leased.ids)
+                self._report_failure(self._too_old(len(leased.ids)), leased.pieces)
+            elif is_retryable(exc.status):
                 self._keep(leased, exc)
             else:
                 done = leased.ids
@@ -927,6 +927,13 @@ class Core:
             except SpoolError as exc:
                 self._spool_broken(exc)
         return True
+
+    def _too_old(self, count: int) -> DeliveryError:
+        assert self._spool is not None
+        return DeliveryError(
+            f"{plural(count, 'message')} not delivered: older than spool_max_age "
+            f"({self._spool.max_age:g} s) in the spool {self._spool.path}"
+        )
 
     def _keep(self, leased: Leased, exc: DeliveryError) -> None:
         """Give a batch that could not be delivered now back to the spool, to be tried again later."""
