@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from . import _diagnostics
+from . import _diagnostics, _spool
 from ._clock import monotonic
 from ._diagnostics import flush_reports, plural, quiet_http_loggers, report
 
@@ -381,3 +381,7 @@ def _in_child_process() -> bool:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+# No thread may be inside SQLite (a spool) while forking: the child would inherit its mutexes locked.
+os.register_at_fork(
+    before=_spool.before_fork, after_in_parent=_spool.after_fork, after_in_child=_spool.after_fork
+)

@@ -33,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._batch import take_batch
 
@@ -137,7 +138,7 @@ class Spool:
     moved_aside: str | None = field(default=None, init=False)
     _db: sqlite3.Connection | None = field(default=None, init=False, repr=False)
     _owner: str = field(default="", init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _lock: Any = field(default_factory=lambda: _IN_SQLITE, init=False, repr=False)
     _renewed: float = field(default=0.0, init=False, repr=False)
     _leased: list[int] = field(default_factory=list, init=False, repr=False)
     _next_takeover: float = field(default=0.0, init=False, repr=False)
@@ -151,6 +152,10 @@ class Spool:
         Raises:
             SpoolError: the file cannot be created, opened or written.
         """
+        with self._lock:
+            self._open()
+
+    def _open(self) -> None:
         try:
             self._connect()
         except sqlite3.OperationalError as exc:  # locked, read-only, cannot open: not corruption
@@ -223,10 +228,13 @@ class Spool:
     def for_child(self) -> Spool:
         """The same spool for a forked child: same settings, a connection of its own (opened later).
 
-        The parent's connection object is kept referenced and never closed here: closing
-        it in the child could disturb the parent's locks and WAL.
+        The copy of the parent's connection is closed first (fork() waited until no thread was
+        inside SQLite, so it is idle): SQLite keeps one record of locks per file and process,
+        which a connection left open from the parent would confuse. Closing it cannot touch
+        the parent's locks (POSIX locks belong to a process), and the WAL is not removed while
+        the parent holds the file open.
         """
-        _inherited.append(self._db)
+        self._forget()
         return Spool(
             path=self.path,
             source=self.source,
@@ -463,5 +471,16 @@ def _rollback(db: sqlite3.Connection) -> None:
             db.execute("ROLLBACK")
 
 
-_inherited: list[sqlite3.Connection | None] = []
-"""Connections a forked child inherited: never used, never closed (see :meth:`Spool.for_child`)."""
+_IN_SQLITE: Any = threading.RLock()
+"""Held around every call into SQLite, and by fork() (see :func:`before_fork`): a child must not
+inherit SQLite's own mutexes locked by a thread that does not exist in it."""
+
+
+def before_fork() -> None:
+    """Wait until no thread of this process is inside SQLite through a spool, and keep it so."""
+    _IN_SQLITE.acquire()
+
+
+def after_fork() -> None:
+    """In the parent and the child alike: SQLite may be used again."""
+    _IN_SQLITE.release()

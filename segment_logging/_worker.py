@@ -988,8 +988,8 @@ class Core:
         if left:
             report(
                 logging.WARNING,
-                "segment-logging: %s not delivered yet stay in the spool %s: they will be sent later (by the "
-                "next process using it, or by `python -m segment_logging drain %s`)",
+                "segment-logging: %s not delivered yet stay in the spool %s: they will be sent later (by "
+                "another process using it, the next one to start, or `python -m segment_logging drain %s`)",
                 plural(left, "event"),
                 spool.path,
                 spool.path,

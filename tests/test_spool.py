@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -18,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from subprocess import Popen
 from typing import Any
@@ -160,7 +161,8 @@ def test_retry_after_is_obeyed_for_a_spooled_batch(
     log_events(log, handler, 3)
     assert server.wait_for(3, timeout=15)
     assert seen[1] - seen[0] >= 0.95
-    assert handler.flush(5) and handler.stats()["failed"] == 0
+    assert handler.flush(5)
+    assert handler.stats()["failed"] == 0
 
 
 def test_a_long_outage_then_recovery_delivers_everything(
@@ -267,3 +269,338 @@ def test_four_processes_share_a_spool_and_one_is_killed_mid_burst(
         indexes = {e["properties"]["index"] for e in by_id.values() if e["userId"] == name}
         assert indexes == set(range(count)), name
     assert per_process["p0"] >= on_disk  # every event it had on disk (or sent) when it said so
+
+
+# -- promise 5: fork ------------------------------------------------------------------------------
+
+
+@needs_posix
+def test_forked_children_use_connections_of_their_own_and_nothing_is_sent_twice(
+    script: Script, server: SegmentServer, spool: Path
+) -> None:
+    """A parent logs, forks three children that log and deliver through the same spool, and logs
+    again: every event of every process is delivered exactly once (a child sends none of the
+    parent's in-memory events, and no connection is shared)."""
+    status, stdout, stderr = finish(script("spool_fork.py", str(spool), "3", "40"), timeout=60)
+    assert status == 0, stderr
+    assert "children [0, 0, 0] flushed True" in stdout
+    ids = server.message_ids()
+    assert len(ids) == len(set(ids))
+    names = Counter(event["userId"] for event in server.events())
+    assert names == dict.fromkeys(("parent-before", "parent-after", "child0", "child1", "child2"), 40)
+    assert "Traceback" not in stderr
+
+
+# -- promise 6: a bad disk ----------------------------------------------------------------------
+
+
+def run_bad_path(
+    path: Path, server: SegmentServer, *, prefix: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], str]:
+    env = {**os.environ, "SEGMENT_HOST": server.url, "SEGMENT_WRITE_KEY": server.write_key}
+    done = subprocess.run(
+        [*prefix, sys.executable, str(SCRIPTS / "spool_bad_path.py"), str(path), "5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), done.stderr
+
+
+def test_a_directory_as_the_spool_path_falls_back_to_memory(
+    make_handler: MakeHandler, server: SegmentServer, tmp_path: Path, log: logging.Logger
+) -> None:
+    """A directory given as the spool: events are delivered from memory, one warning names the
+    path and why, nothing raises into the application."""
+    result, stderr = run_bad_path(tmp_path, server)
+    assert result["flushed"] is True
+    assert result["stats"]["sent"] == 5
+    assert stderr.count("the spool cannot be used") == 1
+    assert str(tmp_path) in stderr
+    assert "memory only" in stderr
+
+
+@needs_posix
+def test_a_read_only_directory_falls_back_to_memory(server: SegmentServer, tmp_path: Path) -> None:
+    """A spool in a directory the process may not write (when the tests run as root, the script
+    runs without the capability that lets root ignore permissions): delivered from memory,
+    reported once."""
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    directory.chmod(0o555)
+    prefix: tuple[str, ...] = ()
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: a read-only directory is writable")
+        caps = "-dac_override,-dac_read_search"
+        prefix = (setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}")
+    try:
+        result, stderr = run_bad_path(directory / "segment.db", server, prefix=prefix)
+    finally:
+        directory.chmod(0o755)
+    assert result["stats"]["sent"] == 5
+    assert stderr.count("the spool cannot be used") == 1
+    assert "segment.db" in stderr
+    assert not (directory / "segment.db").exists()
+
+
+@needs_posix
+def test_a_full_disk_falls_back_to_memory(script: Script, server: SegmentServer, spool: Path) -> None:
+    """Writes to the spool fail once the file may not grow (RLIMIT_FSIZE, as on a full disk):
+    every event is still delivered, from memory, and the fall-back is reported once."""
+    status, stdout, stderr = finish(script("spool_disk_full.py", str(spool), "600"), timeout=60)
+    assert status == 0, stderr
+    result = json.loads(stdout)
+    assert result["flushed"] is True
+    assert result["stats"]["sent"] + result["stats"]["spooled"] == 600
+    assert stderr.count("the spool cannot be used") == 1
+    assert len(set(server.message_ids())) == result["stats"]["sent"]
+
+
+def test_sqlite_reporting_a_full_database_is_a_spool_error(spool: Path) -> None:
+    """SQLITE_FULL (made real with PRAGMA max_page_count) comes out of store() as a SpoolError
+    that names the file, which the core answers by falling back to memory."""
+    small = Spool(path=str(spool), source=source_token("key"), max_page_count=8)
+    small.open()
+    with pytest.raises(SpoolError, match="full") as caught:
+        small.store([b'{"type":"track"}' + b" " * 500] * 100)
+    assert str(spool) in str(caught.value)
+    small.close()
+
+
+def test_a_corrupt_spool_is_moved_aside_not_deleted(
+    make_handler: MakeHandler,
+    server: SegmentServer,
+    spool: Path,
+    log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A spool file that is not a database is renamed with a timestamp (kept, for inspection),
+    a new spool is started in its place and events are delivered; one warning says so."""
+    garbage = b"this is not a SQLite database" * 100
+    spool.write_bytes(garbage)
+    handler = make_handler(spool=spool, flush_interval=0.05)
+    log_events(log, handler, 3)
+    assert handler.flush(10)
+    assert handler.stats()["sent"] == 3
+    aside = [p for p in spool.parent.iterdir() if p.name.startswith("segment.db.corrupt-")]
+    assert len(aside) == 1
+    assert aside[0].read_bytes() == garbage
+    assert rows(spool) == 0
+    handler.close()
+    assert caplog.text.count("moved aside to") == 1
+
+
+# -- promise 7: hygiene -------------------------------------------------------------------------
+
+
+def test_the_spool_file_is_private_and_holds_the_messages_but_never_the_write_key(
+    spool: Path, script: Script
+) -> None:
+    """The file (and its WAL) is created 0600; rows are the messages as sent (JSON) with a source
+    token from which the key cannot be read; the write key appears in no file of the spool."""
+    writer = script(
+        "spool_writer.py", str(spool), "5", "sigkill", extra_env={"SEGMENT_HOST": closed_port_url()}
+    )
+    wait_for_line(writer, "spooled", timeout=20)
+    writer.kill()
+    finish(writer)
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o600
+    for companion in spool.parent.glob("segment.db-*"):
+        assert stat.S_IMODE(companion.stat().st_mode) == 0o600, companion
+    key = "test-write-key"
+    for file in spool.parent.glob("segment.db*"):
+        assert key.encode() not in file.read_bytes(), file
+    with sqlite3.connect(spool) as db:
+        found = db.execute("SELECT source, body FROM events ORDER BY id").fetchall()
+    assert {source for source, _ in found} == {source_token(key)}
+    messages = [json.loads(body) for _, body in found]
+    assert [m["properties"]["index"] for m in messages] == list(range(5))
+    assert all(m["type"] == "track" and m["event"] == "Spooled" and m["messageId"] for m in messages)
+
+
+def test_two_sources_share_a_spool_and_each_sends_only_its_own(
+    spool: Path, new_logger: Callable[[], logging.Logger]
+) -> None:
+    """Two handlers with different write keys on one spool file: each Segment gets only the
+    events of its own source."""
+    with SegmentServer(write_key="key-one") as one, SegmentServer(write_key="key-two") as two:
+        first = SegmentHandler("key-one", host=one.url, spool=spool, flush_interval=0.05)
+        second = SegmentHandler("key-two", host=two.url, spool=spool, flush_interval=0.05)
+        try:
+            log_events(new_logger(), first, 4, name="One")
+            log_events(new_logger(), second, 6, name="Two")
+            assert first.flush(10)
+            assert second.flush(10)
+        finally:
+            first.close()
+            second.close()
+        assert [e["event"] for e in one.events()] == ["One"] * 4
+        assert [e["event"] for e in two.events()] == ["Two"] * 6
+
+
+# -- promise 8 and the options --------------------------------------------------------------------
+
+
+def test_the_worker_thread_opens_the_spool_never_the_logging_call(
+    make_handler: MakeHandler, spool: Path, log: logging.Logger
+) -> None:
+    """The sqlite3 connection is made on the worker thread (audit event ``sqlite3.connect``)."""
+    threads: list[int] = []
+
+    def audit(event: str, args: tuple[Any, ...]) -> None:
+        if event == "sqlite3.connect" and str(spool) in str(args):
+            threads.append(threading.get_ident())
+
+    sys.addaudithook(audit)
+    handler = make_handler(spool=spool, flush_interval=0.05)
+    log_events(log, handler, 3)
+    assert handler.flush(10)
+    assert threads
+    assert threading.get_ident() not in threads
+
+
+def test_past_spool_max_bytes_new_events_are_dropped_and_counted(
+    make_handler: MakeHandler,
+    server: SegmentServer,
+    spool: Path,
+    log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With Segment failing, a spool at spool_max_bytes drops new events: counted in dropped,
+    reported; dropped + spooled accounts for every event."""
+    server.fail_for(30)
+    handler = make_handler(spool=spool, spool_max_bytes=60_000, flush_interval=0.05, shutdown_timeout=0.5)
+    log.addHandler(handler)
+    for index in range(400):
+        log.info("Big", extra={"segment": {"user_id": "u", "properties": {"index": index, "pad": "x" * 300}}})
+    handler.flush(3)
+    stats = handler.stats()
+    assert stats["dropped"] > 0
+    assert stats["dropped"] + stats["spooled"] == 400
+    handler.close()
+    assert "holds spool_max_bytes (60000 bytes)" in caplog.text
+
+
+def test_segment_spool_is_the_fallback(
+    monkeypatch: pytest.MonkeyPatch, make_handler: MakeHandler, spool: Path, log: logging.Logger
+) -> None:
+    """$SEGMENT_SPOOL names the spool when the option is not given."""
+    monkeypatch.setenv("SEGMENT_SPOOL", str(spool))
+    handler = make_handler(flush_interval=0.05)
+    log_events(log, handler, 2)
+    assert handler.flush(10)
+    assert spool.exists()
+
+
+def test_dictconfig_takes_the_spool_options_as_text(server: SegmentServer, spool: Path) -> None:
+    """dictConfig (values as text, as from YAML or INI) takes spool, spool_max_bytes and spool_max_age."""
+    import logging.config
+
+    name = f"spooltest.dictconfig{id(spool)}"
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "incremental": False,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "segment": {
+                    "class": "segment_logging.SegmentHandler",
+                    "write_key": server.write_key,
+                    "host": server.url,
+                    "spool": str(spool),
+                    "spool_max_bytes": "1000000",
+                    "spool_max_age": "3600",
+                }
+            },
+            "loggers": {name: {"handlers": ["segment"], "level": "INFO", "propagate": False}},
+        }
+    )
+    handler = logging.getLogger(name).handlers[0]
+    try:
+        logging.getLogger(name).info("Configured", extra={"segment": {"user_id": "u"}})
+        assert handler.flush(10)  # type: ignore[attr-defined]
+        assert [e["event"] for e in server.events()] == ["Configured"]
+        assert spool.exists()
+    finally:
+        logging.getLogger(name).removeHandler(handler)
+        handler.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("spool", 3),
+        ("spool", ""),
+        ("spool_max_bytes", 0),
+        ("spool_max_age", float("inf")),
+        ("spool_max_age", 0),
+    ],
+)
+def test_bad_spool_options_are_refused_at_once(option: str, value: object) -> None:
+    """A bad spool option is a ValueError naming it, at construction."""
+    with pytest.raises(ValueError, match=option):
+        SegmentHandler("key", **{option: value})  # type: ignore[arg-type]
+
+
+# -- the drain command -------------------------------------------------------------------------
+
+
+def drain(spool: Path, server: SegmentServer, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "segment_logging",
+            "drain",
+            str(spool),
+            "--write-key",
+            server.write_key,
+            "--host",
+            server.url,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@needs_posix
+def test_drain_sends_what_a_spool_holds_and_exits_zero(
+    script: Script, server: SegmentServer, spool: Path
+) -> None:
+    """``python -m segment_logging drain PATH`` delivers the leftovers, prints what it sent and
+    what is left, and exits 0 when nothing is left."""
+    writer = script(
+        "spool_writer.py", str(spool), "12", "os_exit", extra_env={"SEGMENT_HOST": closed_port_url()}
+    )
+    wait_for_line(writer, "spooled", timeout=20)
+    finish(writer)
+    done = drain(spool, server)
+    assert done.returncode == 0, done.stderr
+    assert "sent 12, failed 0, left 0" in done.stdout
+    assert delivered_indexes(server) == Counter(range(12))
+
+
+@needs_posix
+def test_drain_exits_non_zero_when_something_is_left(
+    script: Script, server: SegmentServer, spool: Path
+) -> None:
+    """With Segment failing, drain gives up at --timeout, says how many are left, exits 1, and
+    the rows stay on disk."""
+    writer = script(
+        "spool_writer.py", str(spool), "7", "os_exit", extra_env={"SEGMENT_HOST": closed_port_url()}
+    )
+    wait_for_line(writer, "spooled", timeout=20)
+    finish(writer)
+    server.fail_for(60)
+    done = drain(spool, server, "--timeout", "1")
+    assert done.returncode == 1
+    assert "sent 0, failed 0, left 7" in done.stdout
+    assert rows(spool) == 7
