@@ -521,9 +521,10 @@ def test_dictconfig_takes_the_spool_options_as_text(server: SegmentServer, spool
         }
     )
     handler = logging.getLogger(name).handlers[0]
+    assert isinstance(handler, SegmentHandler)
     try:
         logging.getLogger(name).info("Configured", extra={"segment": {"user_id": "u"}})
-        assert handler.flush(10)  # type: ignore[attr-defined]
+        assert handler.flush(10)
         assert [e["event"] for e in server.events()] == ["Configured"]
         assert spool.exists()
     finally:
