@@ -1,13 +1,18 @@
 """The durable spool: encoded events kept in a SQLite file until Segment accepts them.
 
-One table of rows, each an event exactly as it will be sent (its compact JSON),
-the non-reversible token of the source it belongs to, when it was spooled
-(wall time: several processes share the file) and who holds it now:
+One table of rows, each a ready-to-send batch (as analytics-kotlin's batch
+files): its events exactly as they will be sent, compact JSON one per line
+(compact JSON has no raw newline), how many, the non-reversible token of the
+source it belongs to, when it was spooled (wall time: several processes share
+the file) and who holds it now. A row per batch, not per event: a burst costs
+a few row writes per hundred events.
 
-* the worker thread stores what it encodes, one transaction per drain;
-* it leases a batch (``owner`` and ``lease_until`` set in one ``BEGIN IMMEDIATE``
-  transaction), sends it, and deletes the rows after Segment's 200; a batch it
-  cannot deliver now is released and stays on disk;
+* the worker thread stores what it encodes, one transaction per drain (or per
+  thousand events while a burst lasts), cut into batches by ``_batch``'s rules;
+* it leases batches (``owner`` and ``lease_until`` set in one ``BEGIN IMMEDIATE``
+  transaction; small batches of a trickle are sent together), sends them, and
+  deletes them after Segment's 200; a batch it cannot deliver now is released
+  and stays on disk;
 * a lease runs :data:`LEASE` seconds and is renewed while its holder waits to
   retry; a lease whose holder died is taken over once it runs out, or at once
   when the holder was a process on this machine that no longer exists.
@@ -37,6 +42,8 @@ from typing import Any
 
 from ._batch import take_batch
 
+_LINE = b"\n"
+
 DEFAULT_MAX_BYTES = 256_000_000
 """The spool file's default cap: about a million events of 250 bytes, twelve hours (the default
 age limit) of 20 events a second; the smallest disk buffer Vector allows is the same 256 MB."""
@@ -52,15 +59,16 @@ _BUSY_TIMEOUT_MS = 10_000
 _ROW_OVERHEAD = 48
 """Bytes a row costs beyond its JSON (ids, times, token, b-tree cells), for the size cap."""
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS batches (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL,
     created REAL NOT NULL,
     lease_until REAL NOT NULL DEFAULT 0,
     owner TEXT NOT NULL DEFAULT '',
+    events INTEGER NOT NULL,
     body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_by_source ON events (source);  -- rowid (id) order within a source
+CREATE INDEX IF NOT EXISTS batches_by_source ON batches (source);  -- rowid (id) order within a source
 """
 
 
@@ -143,6 +151,7 @@ class Spool:
     _leased: list[int] = field(default_factory=list, init=False, repr=False)
     _next_takeover: float = field(default=0.0, init=False, repr=False)
     _deletes: list[tuple[int, int]] = field(default_factory=list, init=False, repr=False)
+    _page_size: int = field(default=0, init=False, repr=False)
 
     # -- opening and closing ---------------------------------------------------------
 
@@ -201,7 +210,7 @@ class Spool:
             db.execute("ROLLBACK")
             raise
         self._owner = _owner_name()
-        self.count = db.execute("SELECT COUNT(*) FROM events WHERE source = ?", (self.source,)).fetchone()[0]
+        self.count = self._count(db)
 
     def _forget(self) -> None:
         db, self._db = self._db, None
@@ -250,12 +259,17 @@ class Spool:
             raise SpoolError(f"{self.path}: not open")
         return self._db
 
-    def store(self, pieces: Sequence[bytes]) -> int:
-        """Add encoded events in one transaction, as far as ``max_bytes`` allows; how many were added.
+    def store(self, pieces: Sequence[bytes], *, max_size: int, max_bytes: int) -> int:
+        """Add encoded events, cut into batches, in one transaction, as far as ``max_bytes`` of the
+        spool allows; how many were added.
 
         Raises:
             SpoolError: the write failed (disk full, I/O error, the file went away).
         """
+        rows: list[list[bytes]] = []
+        waiting = deque(pieces)
+        while waiting:
+            rows.append(take_batch(waiting, max_size=max_size, max_bytes=max_bytes))
         with self._lock:
             try:
                 db = self._conn()
@@ -264,15 +278,18 @@ class Spool:
                 try:
                     self._apply_deletes(db)
                     room = self.max_bytes - self._size(db)
-                    fits = 0
-                    for piece in pieces:
-                        room -= len(piece) + _ROW_OVERHEAD
+                    kept: list[bytes] = []
+                    stored = 0
+                    for row in rows:
+                        body = _LINE.join(row)
+                        room -= len(body) + _ROW_OVERHEAD
                         if room < 0:
-                            break
-                        fits += 1
+                            break  # the spool is full: this batch and the later ones are dropped
+                        kept.append(body)
+                        stored += len(row)
                     db.executemany(
-                        "INSERT INTO events (source, created, body) VALUES (?, ?, ?)",
-                        [(self.source, now, piece) for piece in pieces[:fits]],
+                        "INSERT INTO batches (source, created, events, body) VALUES (?, ?, ?, ?)",
+                        [(self.source, now, body.count(_LINE) + 1, body) for body in kept],
                     )
                     db.execute("COMMIT")
                 except BaseException:
@@ -280,21 +297,29 @@ class Spool:
                     raise
             except sqlite3.Error as exc:
                 raise SpoolError(f"{self.path}: {exc}") from exc
-            self.count += fits
-            return fits
+            self.count += stored
+            return stored
 
-    @staticmethod
-    def _size(db: sqlite3.Connection) -> int:
+    def _count(self, db: sqlite3.Connection) -> int:
+        row = db.execute(
+            "SELECT COALESCE(SUM(events), 0) FROM batches WHERE source = ?", (self.source,)
+        ).fetchone()
+        return int(row[0])
+
+    def _size(self, db: sqlite3.Connection) -> int:
         """Bytes the database uses now (free pages excluded: they are reused first)."""
         pages = (
             db.execute("PRAGMA page_count").fetchone()[0] - db.execute("PRAGMA freelist_count").fetchone()[0]
         )
-        return int(pages) * int(db.execute("PRAGMA page_size").fetchone()[0])
+        if not self._page_size:
+            self._page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+        return int(pages) * self._page_size
 
-    def lease(self, *, max_size: int, max_bytes: int) -> Leased | None:
-        """Take the oldest batch of this source's rows no live process holds; None when there is none.
+    def lease(self, *, max_size: int, max_bytes: int, batches: int = 1) -> list[Leased]:
+        """Take up to ``batches`` batches of this source's oldest rows no live process holds.
 
-        The batch obeys the batching rules (``take_batch``): ``max_size`` rows, ``max_bytes`` in all.
+        Each batch obeys the batching rules (``take_batch``): ``max_size`` rows, ``max_bytes``
+        in all. Several batches in one transaction save a commit per batch in a burst.
 
         Raises:
             SpoolError: the database could not be read or written.
@@ -310,19 +335,18 @@ class Spool:
                         self._next_takeover = time.monotonic() + _TAKEOVER_EVERY
                         self._take_over_dead(db, now)
                     rows = db.execute(
-                        "SELECT id, body, created FROM events WHERE source = ? AND lease_until < ? "
+                        "SELECT id, body, created FROM batches WHERE source = ? AND lease_until < ? "
                         "ORDER BY id LIMIT ?",
-                        (self.source, now, max_size),
+                        (self.source, now, batches * 4),
                     ).fetchall()
                     if not rows:
                         db.execute("COMMIT")
-                        return None
-                    batch = take_batch(deque(row[1] for row in rows), max_size=max_size, max_bytes=max_bytes)
-                    rows = rows[: len(batch)]
-                    ids = [row[0] for row in rows]
+                        return []
+                    taken = _group(rows, max_size=max_size, max_bytes=max_bytes, batches=batches)
+                    ids = [i for leased in taken for i in leased.ids]
                     # The rows selected are those of the range that match: one statement leases them.
                     db.execute(
-                        "UPDATE events SET lease_until = ?, owner = ? "
+                        "UPDATE batches SET lease_until = ?, owner = ? "
                         "WHERE id BETWEEN ? AND ? AND source = ? AND lease_until < ?",
                         (now + LEASE, self._owner, ids[0], ids[-1], self.source, now),
                     )
@@ -334,16 +358,16 @@ class Spool:
                 raise SpoolError(f"{self.path}: {exc}") from exc
             self._leased = ids
             self._renewed = time.monotonic()
-            return Leased(ids=ids, pieces=list(batch), oldest=min(row[2] for row in rows))
+            return taken
 
     def _take_over_dead(self, db: sqlite3.Connection, now: float) -> None:
         holders = db.execute(
-            "SELECT DISTINCT owner FROM events WHERE source = ? AND lease_until >= ? AND owner != ?",
+            "SELECT DISTINCT owner FROM batches WHERE source = ? AND lease_until >= ? AND owner != ?",
             (self.source, now, self._owner),
         ).fetchall()
         for (owner,) in holders:
             if _holder_is_dead(owner):
-                db.execute("UPDATE events SET lease_until = 0, owner = '' WHERE owner = ?", (owner,))
+                db.execute("UPDATE batches SET lease_until = 0, owner = '' WHERE owner = ?", (owner,))
 
     def renew(self) -> None:
         """Extend the lease of the batch in hand (at most every quarter of a lease)."""
@@ -352,24 +376,25 @@ class Spool:
                 return
             try:
                 self._conn().executemany(
-                    "UPDATE events SET lease_until = ? WHERE id = ? AND owner = ?",
+                    "UPDATE batches SET lease_until = ? WHERE id = ? AND owner = ?",
                     [(time.time() + LEASE, i, self._owner) for i in self._leased],
                 )
             except sqlite3.Error as exc:
                 raise SpoolError(f"{self.path}: {exc}") from exc
             self._renewed = time.monotonic()
 
-    def delete(self, ids: Sequence[int]) -> None:
-        """Delete delivered (or given-up) rows this process holds, with the next transaction.
+    def delete(self, leased: Leased) -> None:
+        """Delete delivered (or given-up) batches this process holds, with the next transaction.
 
         Deferred to save a commit per batch: a process that dies before may send them again,
         under the same ``messageId`` (Segment de-duplicates), as when it dies between the
         200 and the delete.
         """
+        ids = leased.ids
         with self._lock:
             if ids:
                 self._deletes.append((min(ids), max(ids)))
-                self.count = max(0, self.count - len(ids))
+                self.count = max(0, self.count - len(leased.pieces))
                 gone = set(ids)
                 self._leased = [i for i in self._leased if i not in gone]
 
@@ -377,7 +402,7 @@ class Spool:
         if self._deletes:
             # This process holds no other row in these ranges: its one lease is the batch deleted.
             db.executemany(
-                "DELETE FROM events WHERE id BETWEEN ? AND ? AND owner = ?",
+                "DELETE FROM batches WHERE id BETWEEN ? AND ? AND owner = ?",
                 [(first, last, self._owner) for first, last in self._deletes],
             )
             self._deletes.clear()
@@ -413,7 +438,7 @@ class Spool:
 
     def _release(self, ids: Sequence[int]) -> None:
         self._conn().executemany(
-            "UPDATE events SET lease_until = 0, owner = '' WHERE id = ? AND owner = ?",
+            "UPDATE batches SET lease_until = 0, owner = '' WHERE id = ? AND owner = ?",
             [(i, self._owner) for i in ids],
         )
         gone = set(ids)
@@ -437,32 +462,49 @@ class Spool:
                 try:
                     self._apply_deletes(db)
                     rows = db.execute(
-                        "SELECT id, body FROM events WHERE source = ? AND created < ? AND lease_until < ?",
+                        "SELECT id, body FROM batches WHERE source = ? AND created < ? AND lease_until < ?",
                         (self.source, now - self.max_age, now),
                     ).fetchall()
-                    db.executemany("DELETE FROM events WHERE id = ?", [(row[0],) for row in rows])
+                    db.executemany("DELETE FROM batches WHERE id = ?", [(row[0],) for row in rows])
                     db.execute("COMMIT")
                 except BaseException:
                     _rollback(db)
                     raise
             except sqlite3.Error as exc:
                 raise SpoolError(f"{self.path}: {exc}") from exc
-            self.count = max(0, self.count - len(rows))
-            return [row[1] for row in rows]
+            pieces = [piece for row in rows for piece in row[1].split(_LINE)]
+            self.count = max(0, self.count - len(pieces))
+            return pieces
 
     def recount(self) -> int:
         """Count this source's rows anew (other processes deliver and add rows too)."""
         self.sync()
         with self._lock:
             try:
-                self.count = (
-                    self._conn()
-                    .execute("SELECT COUNT(*) FROM events WHERE source = ?", (self.source,))
-                    .fetchone()[0]
-                )
+                self.count = self._count(self._conn())
             except sqlite3.Error as exc:
                 raise SpoolError(f"{self.path}: {exc}") from exc
             return self.count
+
+
+def _group(rows: list[Any], *, max_size: int, max_bytes: int, batches: int) -> list[Leased]:
+    """Stored batches (id, body, created) in id order, joined into at most ``batches`` requests:
+    consecutive rows go together while their events fit in one (small rows of a trickle)."""
+    taken: list[Leased] = []
+    for row_id, body, created in rows:
+        pieces = body.split(_LINE)
+        if taken:
+            last = taken[-1]
+            joined = last.pieces + pieces
+            if len(take_batch(deque(joined), max_size=max_size, max_bytes=max_bytes)) == len(joined):
+                last.ids.append(row_id)
+                last.pieces = joined
+                last.oldest = min(last.oldest, created)
+                continue
+            if len(taken) == batches:
+                break
+        taken.append(Leased(ids=[row_id], pieces=pieces, oldest=created))
+    return taken
 
 
 def _rollback(db: sqlite3.Connection) -> None:

@@ -117,6 +117,10 @@ _FLUSH_SLICE = 0.5
 """Seconds flush() waits at a time before checking that the worker is still alive."""
 _IDLE: float | None = None
 _STOPPED = -1.0
+_SPOOL_CHUNK = 1000
+"""Events the worker stores in one transaction at most while a burst keeps coming."""
+_SPOOL_BATCHES = 10
+"""Batches leased in one transaction (sent one after the other)."""
 _SPOOL_POLL = 5.0
 """Seconds between looks at a spool holding rows other processes lease (one of them may die)."""
 _VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d[\d,.]*\b")
@@ -260,6 +264,7 @@ class Core:
         self._spool_swept = -1e9
         self._spool_cycles = 0
         self._leased: Leased | None = None
+        self._in_hand: deque[Leased] = deque()  # leased with it, to be sent next
         self._leased_at = 0.0
         self._kept_reports = RateLimit()
 
@@ -559,8 +564,8 @@ class Core:
             else:
                 self._taken += 1
                 self._encode(item)  # type: ignore[arg-type]
-                if self._spool is not None and len(self._pending) >= self.max_batch_size:
-                    self._to_spool()  # one transaction a batch while events keep coming
+                if self._spool is not None and len(self._pending) >= _SPOOL_CHUNK:
+                    self._to_spool()  # one transaction per chunk while events keep coming
         if self._spool is not None and self._pending:
             self._to_spool()
         self._settle_flushes()
@@ -819,7 +824,7 @@ class Core:
             return  # they stay in memory
         pieces = list(self._pending)
         try:
-            stored = spool.store(pieces)
+            stored = spool.store(pieces, max_size=self.max_batch_size, max_bytes=self.max_batch_bytes)
         except SpoolError as exc:
             self._spool_broken(exc)
             return
@@ -885,33 +890,39 @@ class Core:
                 if expired:
                     self._failed += len(expired)
                     self._report_failure(self._too_old(len(expired)), expired)
-            leased = spool.lease(max_size=self.max_batch_size, max_bytes=self.max_batch_bytes)
+            if not self._in_hand:
+                self._in_hand.extend(
+                    spool.lease(
+                        max_size=self.max_batch_size, max_bytes=self.max_batch_bytes, batches=_SPOOL_BATCHES
+                    )
+                )
         except SpoolError as exc:
             self._spool_broken(exc)
             return True
-        if leased is None:
+        if not self._in_hand:
             return False
+        leased = self._in_hand.popleft()
         self._spool_fresh = 0
         self._leased, self._leased_at = leased, self._clock()
-        done: list[int] = []
+        done: Leased | None = None
         try:
             delivery = self._deliver(leased.pieces)
         except DeliveryError as exc:
             if spool.expired(leased.oldest):
-                done = leased.ids
-                self._failed += len(leased.ids)
-                self._report_failure(self._too_old(len(leased.ids)), leased.pieces)
+                done = leased
+                self._failed += len(leased.pieces)
+                self._report_failure(self._too_old(len(leased.pieces)), leased.pieces)
             elif is_retryable(exc.status):
                 self._keep(leased, exc)
             else:
-                done = leased.ids
-                self._failed += len(leased.ids)
-                self._retried += len(leased.ids) * max(exc.attempts - 1, 0)
+                done = leased
+                self._failed += len(leased.pieces)
+                self._retried += len(leased.pieces) * max(exc.attempts - 1, 0)
                 self._report_failure(exc, leased.pieces)
         except Exception as exc:  # noqa: BLE001 - a custom transport's error, or a bug: kept for later
             self._keep(leased, DeliveryError(f"{type(exc).__name__}: {exc}"))
         else:
-            done = leased.ids
+            done = leased
             self._spool_cycles = 0
             self._sent += delivery.sent
             self._retried += delivery.retried
@@ -921,7 +932,7 @@ class Core:
             self._spool_due = self._clock()  # more may be waiting: look again at once
         finally:
             self._leased = None
-        if done:
+        if done is not None:
             try:
                 spool.delete(done)
             except SpoolError as exc:
@@ -936,10 +947,13 @@ class Core:
         )
 
     def _keep(self, leased: Leased, exc: DeliveryError) -> None:
-        """Give a batch that could not be delivered now back to the spool, to be tried again later."""
+        """Give a batch that could not be delivered now back to the spool (and the batches leased
+        with it), to be tried again later."""
         assert self._spool is not None
+        ids = leased.ids + [i for batch in self._in_hand for i in batch.ids]
+        self._in_hand.clear()
         try:
-            self._spool.release(leased.ids)
+            self._spool.release(ids)
         except SpoolError as error:
             self._spool_broken(error)
             return
@@ -953,7 +967,7 @@ class Core:
             report(
                 logging.WARNING,
                 "segment-logging: %s not delivered yet, kept in the spool %s to be sent later: %s",
-                plural(len(leased.ids) + held, "message"),
+                plural(len(leased.pieces), "message") + (f" (and {held} more batches)" if held else ""),
                 self._spool.path,
                 exc,
             )

@@ -46,9 +46,9 @@ def closed_port_url() -> str:
 
 
 def rows(path: Path) -> int:
-    """Rows in a spool file, read with a connection of the test's own."""
+    """Events in a spool file, read with a connection of the test's own."""
     with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        return int(db.execute("SELECT COALESCE(SUM(events), 0) FROM batches").fetchone()[0])
 
 
 @pytest.fixture
@@ -367,7 +367,7 @@ def test_sqlite_reporting_a_full_database_is_a_spool_error(spool: Path) -> None:
     small = Spool(path=str(spool), source=source_token("key"), max_page_count=8)
     small.open()
     with pytest.raises(SpoolError, match="full") as caught:
-        small.store([b'{"type":"track"}' + b" " * 500] * 100)
+        small.store([b'{"type":"track"}' + b" " * 500] * 100, max_size=1, max_bytes=500_000)
     assert str(spool) in str(caught.value)
     small.close()
 
@@ -416,9 +416,10 @@ def test_the_spool_file_is_private_and_holds_the_messages_but_never_the_write_ke
     for file in spool.parent.glob("segment.db*"):
         assert key.encode() not in file.read_bytes(), file
     with sqlite3.connect(spool) as db:
-        found = db.execute("SELECT source, body FROM events ORDER BY id").fetchall()
-    assert {source for source, _ in found} == {source_token(key)}
-    messages = [json.loads(body) for _, body in found]
+        found = db.execute("SELECT source, events, body FROM batches ORDER BY id").fetchall()
+    assert {source for source, _, _ in found} == {source_token(key)}
+    messages = [json.loads(line) for _, _, body in found for line in body.splitlines()]
+    assert sum(count for _, count, _ in found) == len(messages)
     assert [m["properties"]["index"] for m in messages] == list(range(5))
     assert all(m["type"] == "track" and m["event"] == "Spooled" and m["messageId"] for m in messages)
 

@@ -1,7 +1,7 @@
 """One of several processes logging a burst into a shared spool.
 
-Usage: ``spool_burst.py SPOOL NAME COUNT GO``. Prints ``spooled K`` lines as events reach the
-disk or Segment, ``done`` after the burst, then waits until the file GO exists and exits (its
+Usage: ``spool_burst.py SPOOL NAME COUNT GO``. Prints ``spooled K`` lines as its events reach the
+disk (or Segment), ``done`` after the burst, then waits until the file GO exists and exits (its
 exit delivers what is left, its own or a dead process's).
 """
 
@@ -25,7 +25,8 @@ for index in range(count):
     log.info("Burst", extra={"segment": {"user_id": name, "properties": {"index": index}}})
     if index % 100 == 99:
         stats = handler.stats()
-        print(f"spooled {stats['spooled'] + stats['sent']}", flush=True)
+        # Logged and no longer in memory: on disk (or already delivered) by now.
+        print(f"spooled {index + 1 - stats['queued'] - stats['dropped']}", flush=True)
         pause.wait(0.002)
 print("done", flush=True)
 while not os.path.exists(go):
