@@ -606,3 +606,18 @@ def test_drain_exits_non_zero_when_something_is_left(
     assert done.returncode == 1
     assert "sent 0, failed 0, left 7" in done.stdout
     assert rows(spool) == 7
+
+
+def test_the_structlog_processor_takes_the_spool_option(server: SegmentServer, spool: Path) -> None:
+    """SegmentProcessor(spool=...) spools and delivers like the handler."""
+    from segment_logging.structlog import SegmentProcessor
+
+    processor = SegmentProcessor(server.write_key, host=server.url, spool=spool, flush_interval=0.05)
+    try:
+        processor(None, "info", {"event": "Structured", "segment": {"user_id": "u"}})
+        assert processor.flush(10)
+        assert [e["event"] for e in server.events()] == ["Structured"]
+        assert spool.exists()
+        assert processor.stats()["spooled"] == 0
+    finally:
+        processor.close()
