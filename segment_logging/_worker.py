@@ -949,7 +949,8 @@ class Core:
     def _keep(self, leased: Leased, exc: DeliveryError) -> None:
         """Give a batch that could not be delivered now back to the spool (and the batches leased
         with it), to be tried again later."""
-        assert self._spool is not None
+        if self._spool is None:
+            return  # it broke meanwhile (reported): what it held stays on disk
         ids = leased.ids + [i for batch in self._in_hand for i in batch.ids]
         self._in_hand.clear()
         try:
