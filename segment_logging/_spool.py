@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._batch import take_batch
+from ._batch import body_size, take_batch
 
 _LINE = b"\n"
 
@@ -495,10 +495,13 @@ def _group(rows: list[Any], *, max_size: int, max_bytes: int, batches: int) -> l
         pieces = body.split(_LINE)
         if taken:
             last = taken[-1]
-            joined = last.pieces + pieces
-            if len(take_batch(deque(joined), max_size=max_size, max_bytes=max_bytes)) == len(joined):
+            count = len(last.pieces) + len(pieces)
+            if (
+                count <= max_size
+                and body_size(sum(map(len, last.pieces)) + len(body) - len(pieces) + 1, count) <= max_bytes
+            ):
                 last.ids.append(row_id)
-                last.pieces = joined
+                last.pieces = last.pieces + pieces
                 last.oldest = min(last.oldest, created)
                 continue
             if len(taken) == batches:

@@ -621,3 +621,22 @@ def test_the_structlog_processor_takes_the_spool_option(server: SegmentServer, s
         assert processor.stats()["spooled"] == 0
     finally:
         processor.close()
+
+
+@pytest.mark.parametrize(("max_size", "expected"), [(100, [7]), (3, [3, 3, 1]), (2, [2, 2, 2, 1])])
+def test_small_stored_batches_are_sent_together_within_the_batch_limits(
+    spool: Path, max_size: int, expected: list[int]
+) -> None:
+    """Rows stored one event at a time (a trickle) are leased as few requests as the batching
+    rules allow: max_size events, whole rows only."""
+    store = Spool(path=str(spool), source=source_token("key"))
+    store.open()
+    try:
+        for index in range(7):
+            store.store([b'{"i":%d}' % index], max_size=max_size, max_bytes=500_000)
+        taken = store.lease(max_size=max_size, max_bytes=500_000, batches=10)
+        assert [len(batch.pieces) for batch in taken] == expected
+        assert [piece for batch in taken for piece in batch.pieces] == [b'{"i":%d}' % i for i in range(7)]
+        assert store.count == 7
+    finally:
+        store.close()
