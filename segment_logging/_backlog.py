@@ -115,9 +115,18 @@ class Backlog:
             self.oldest = None
 
     def settled(self, count: int) -> None:
-        """``count`` pieces taken earlier are done with (sent, failed or given up)."""
+        """``count`` pieces taken earlier are done with (sent, failed, given up or on disk); the queue
+        then settles its flushes (with a spool, not before what is on disk is sent too)."""
         self.left += count
-        self.settle_flushes()
+
+    def peek_all(self) -> list[bytes]:
+        """Everything pending, left in place (to store it, then :meth:`take_all` it)."""
+        return list(self._pieces)
+
+    @property
+    def flushing(self) -> bool:
+        """Whether a flush waits on what is pending."""
+        return bool(self._flushes)
 
     def mark(self, marker: Flush) -> None:
         """``marker`` is done once everything that entered before now has left."""

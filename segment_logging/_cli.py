@@ -19,6 +19,7 @@ from ._version import __version__
 COMMANDS: dict[str, str] = {
     "serve": "segment_logging._sink",
     "e2e": "segment_logging._e2e_command",
+    "drain": "segment_logging._drain",
 }
 """Each subcommand's name and the module that implements it."""
 

@@ -90,6 +90,11 @@ class SegmentHandler(logging.Handler):
             in ``stats()["sent"]`` and invalid ones reported, but nothing leaves the
             process and no write key is needed (tests, CI, local development).
             Defaults to ``$SEGMENT_SEND`` (``0``/``false`` to switch off), else True.
+        spool: a file (str or ``os.PathLike``) where events wait until Segment accepts
+            them, so a crash, a kill or a long outage loses nothing on disk; defaults to
+            ``$SEGMENT_SPOOL``, else None (memory only). See docs/durable-delivery.md.
+        spool_max_bytes: the spool file's cap (256 MB); past it new events are dropped.
+        spool_max_age: seconds an event may wait in the spool (12 hours); past it, it fails.
 
     Raises:
         ValueError: no write key while sending, or an option out of range (the message names it).

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from . import _diagnostics, _messages, _transport
+from . import _diagnostics, _messages, _spool, _transport
 from ._clock import monotonic
 from ._compat import interpreter_shutting_down, is_listener_sentinel, queue_listener_of
 from ._diagnostics import flush_reports, plural, quiet_http_loggers, report
@@ -296,14 +296,17 @@ class _Hurry:
 
 def _before_fork() -> None:
     _transport.building.acquire()  # no TLS context is half-built in the child
+    _spool.before_fork()  # no thread is inside SQLite: the child would inherit its mutexes locked
 
 
 def _after_fork_in_parent() -> None:
+    _spool.after_fork()
     _transport.building.release()
 
 
 def _after_fork_in_child() -> None:
     global _mp_hooked
+    _spool.after_fork()
     _transport.building.release()
     _messages.reseed_ids()
     _diagnostics.reset_after_fork()

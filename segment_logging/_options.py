@@ -20,6 +20,8 @@ from ._auth import WriteKey
 from ._batch import DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, MAX_BATCH_SIZE, MAX_MESSAGE_BYTES, WRAPPER_BYTES
 from ._oauth import DEFAULT_SCOPE
 from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME, DEFAULT_MAX_RETRY_TIME
+from ._spool import DEFAULT_MAX_AGE as DEFAULT_SPOOL_AGE
+from ._spool import DEFAULT_MAX_BYTES as DEFAULT_SPOOL_BYTES
 
 if TYPE_CHECKING:
     from typing_extensions import NotRequired
@@ -69,6 +71,9 @@ class Options(HttpClientOptions):
     shutdown_timeout: NotRequired[float]
     on_error: NotRequired[ErrorCallback | None]
     send: NotRequired[bool | None]
+    spool: NotRequired[str | os.PathLike[str] | None]
+    spool_max_bytes: NotRequired[int]
+    spool_max_age: NotRequired[float]
 
 
 CLIENT_OPTIONS = frozenset(HttpClientOptions.__annotations__) | frozenset(_ClientOptions.__annotations__)
@@ -106,6 +111,9 @@ class Settings:
     on_error: ErrorCallback | None = None
     transport: object = None
     send: bool | None = None
+    spool: str | None = None
+    spool_max_bytes: int = DEFAULT_SPOOL_BYTES
+    spool_max_age: float = DEFAULT_SPOOL_AGE
 
     def __post_init__(self) -> None:
         for name, check in _CHECKS.items():
@@ -200,6 +208,9 @@ _CHECKS: dict[str, Callable[[str, Any], object]] = {
     "max_rate_limit_time": lambda n, v: number_option(n, v, minimum=0),
     "max_retries": lambda n, v: None if v is None else integer_option(n, v, minimum=0),
     "send": lambda n, v: None if v is None else bool_option(n, v),
+    "spool": lambda n, v: None if v is None else resolve_spool(v),
+    "spool_max_bytes": lambda n, v: integer_option(n, v, minimum=1),
+    "spool_max_age": lambda n, v: number_option(n, v, minimum=0.001),
 }
 """How each option is read. The rest are checked by what uses them: the host, path and oauth_* by the
 client (with its own messages), on_error here below, transport by the client of its kind."""
@@ -215,6 +226,23 @@ def resolve_send(send: object) -> bool:
         return bool_option("send", send)
     from_env = os.environ.get("SEGMENT_SEND", "").strip()
     return bool_option("SEGMENT_SEND", from_env) if from_env else True
+
+
+def resolve_spool(spool: object) -> str | None:
+    """The ``spool`` path given (str or ``os.PathLike``), else ``$SEGMENT_SPOOL``, else None (memory only).
+
+    Raises:
+        ValueError: a value that is not a path (the message names ``spool``).
+    """
+    if spool is None:
+        spool = os.environ.get("SEGMENT_SPOOL", "").strip() or None
+        if spool is None:
+            return None
+    if isinstance(spool, os.PathLike):
+        spool = os.fspath(spool)
+    if not isinstance(spool, str) or not spool:
+        raise ValueError(f"spool must be a file path (str or os.PathLike) or None, got {spool!r}")
+    return spool
 
 
 def resolve_write_key(write_key: str | None, *, send: bool = True) -> WriteKey:

@@ -36,6 +36,7 @@ class Reporter:
         self._drops = RateLimit()
         self._overflows = RateLimit()
         self._invalids = RateLimit()
+        self._kept = RateLimit()
         self._kinds: set[str] = set()
         self._invalid_unreported = 0
         self._warned_closed = False
@@ -111,6 +112,32 @@ class Reporter:
             self._call_on_error(exc, decode_pieces(batch))
         else:
             report(logging.ERROR, "segment-logging: %s", exc)
+
+    def spool_full(self, path: str, max_bytes: int, dropped: int, count: int) -> None:
+        """``count`` encoded events were dropped: the spool holds ``spool_max_bytes`` already."""
+        due, held = self._overflows.ready()
+        if due:
+            report(
+                logging.WARNING,
+                "segment-logging: the spool %s holds spool_max_bytes (%d bytes): events are being dropped "
+                "(%d dropped in all, %d since the last report); Segment may be unreachable",
+                path,
+                max_bytes,
+                dropped,
+                held + count,
+            )
+
+    def kept(self, count: int, path: str, exc: DeliveryError) -> None:
+        """A batch from the spool could not be delivered now: it stays on disk (rate-limited)."""
+        due, held = self._kept.ready()
+        if due:
+            report(
+                logging.WARNING,
+                "segment-logging: %s not delivered yet, kept in the spool %s to be sent later: %s",
+                plural(count, "message") + (f" (and {held} more batches)" if held else ""),
+                path,
+                exc,
+            )
 
     def shutdown_ran_out(self, undelivered: int) -> None:
         """``shutdown_timeout`` passed with the worker still in a request (reported once)."""

@@ -43,6 +43,7 @@ from ._errors import DeliveryError, InvalidMessage
 from ._messages import from_metadata, plain_track_wire
 from ._options import Item, Settings, resolve_send, resolve_write_key
 from ._reporting import Reporter, given_metadata
+from ._spooling import SPOOL_CHUNK, Spooling
 from ._sync import Wakeup
 from ._transport import Delivery, HttpClient
 
@@ -75,7 +76,7 @@ _IDLE: float | None = None
 _STOPPED = -1.0
 
 
-class EventQueue:
+class EventQueue(Spooling):
     """One bounded queue, one worker thread and one ``HttpClient``.
 
     Args: see :class:`segment_logging.SegmentHandler`, which documents every option.
@@ -88,9 +89,11 @@ class EventQueue:
         self.max_queue_size = settings.max_queue_size
         self.max_batch_size = settings.max_batch_size
         self.shutdown_timeout = settings.shutdown_timeout
+        self._client_settings = settings  # a spool changes the retry budgets to its own
         self._http = HttpClient._with(settings)
         self._redirected: tuple[HttpClient, WriteKey] | None = None
         self.host = self._http.host
+        self._spool = self._make_spool()
         self.write_key_token = hash(self._key.authorization)  # compares sources, shows nothing
         self._reporter = Reporter(settings)
         self._closed = False
@@ -100,6 +103,8 @@ class EventQueue:
         """When the process began to exit: the instant every exit step shares for this queue."""
         self._setup()
         _lifecycle.track(self)
+        if self._spool is not None:
+            self._start_worker()  # what an earlier process left in the spool goes out now
 
     def _setup(self) -> None:
         """(Re)initialise every piece of state a fork must not share with the parent."""
@@ -122,6 +127,7 @@ class EventQueue:
         self._starting = False
         self._start_failed = False
         self.worker_ident: int | None = None
+        self._reset_spool_state()
 
     # -- callers' side ---------------------------------------------------------------
 
@@ -159,6 +165,7 @@ class EventQueue:
             "failed": self._failed,
             "retried": self._retried,
             "invalid": self._invalid,
+            "spooled": self._spool.count if self._spool is not None else 0,
         }
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -180,8 +187,8 @@ class EventQueue:
     def start_flush(self) -> Flush | None:
         """Ask the worker to send everything queued now; None when nothing is queued."""
         with self._lock:
-            if self._closed or self._accepted == self._settled:
-                return None
+            if self._closed or (self._accepted == self._settled and self._spool is None):
+                return None  # with a spool, a flush also waits for what is on disk
             marker = Flush()
             self._intake.append(marker)
         self._wake.set()
@@ -304,7 +311,9 @@ class EventQueue:
         """Forget the parent's queue, lock, connections and worker (they are the parent's)."""
         _held.discard(self)
         self._setup()
-        self._http = HttpClient._with(self.settings)
+        self._http = HttpClient._with(self._client_settings)
+        if self._spool is not None:
+            self._spool = self._spool.for_child()  # a connection of its own, opened by its worker
         if self._redirected is not None:
             http, key = self._redirected
             self._redirected = (HttpClient._with(http.settings), key)
@@ -342,6 +351,8 @@ class EventQueue:
             self._finish()
             return _STOPPED
         self._drain()
+        if self._spool is not None:
+            return self._spool_step()
         if self._backlog.due(urgent=self._stopping or self._hurried or self._deadline is not None):
             self._send_next()
             return 0.0
@@ -350,18 +361,23 @@ class EventQueue:
     def _run_inline(self, until: Flush | None) -> None:
         """Do the worker's job on this thread (no worker can run): until ``until`` settles."""
         self._drain()
+        while self._spool is not None and (until is None or not until.done.is_set()):
+            if (self._deadline is not None and monotonic() >= self._deadline) or self._spool_step() != 0.0:
+                break
         while self._backlog and (until is None or not until.done.is_set()):
             if self._deadline is not None and monotonic() >= self._deadline:
                 self._abandon()
                 break
             self._send_next()
             self._drain()
-        self._backlog.settle_flushes()
+        self._settle_flushes()
 
     def _finish(self) -> None:
         self._run_inline(until=None)
         self._reporter.unreported_invalid(self._invalid)
-        self._backlog.settle_flushes(everything=True)
+        self._settle_flushes(everything=True)
+        if self._spool is not None:
+            self._close_spool()
         self._http.close()
 
     def _drain(self) -> None:
@@ -372,7 +388,11 @@ class EventQueue:
                 self._backlog.mark(item)
             else:
                 self._encode(item)  # type: ignore[arg-type]
-        self._backlog.settle_flushes()
+                if self._spool is not None and len(self._backlog) >= SPOOL_CHUNK:
+                    self._to_spool()  # one transaction per chunk while events keep coming
+        if self._spool is not None and self._backlog:
+            self._to_spool()
+        self._settle_flushes()
 
     def _encode(self, item: Item) -> None:
         metadata, name, created, _, extra = item
@@ -413,19 +433,8 @@ class EventQueue:
 
     def _send_next(self) -> None:
         batch = self._backlog.take()
-        redirected = self._redirected  # read once: a test may restore it meanwhile
         try:
-            if redirected is not None:
-                delivery = redirected[0]._deliver(
-                    redirected[1], batch, wait=self._pause, deadline=self._deadline
-                )
-            elif self.send:
-                with meanwhile(self._drain):  # keep encoding (and bounding) what arrives meanwhile
-                    delivery = self._http._deliver(
-                        self._key, batch, wait=self._pause, deadline=self._deadline
-                    )
-            else:  # send=False: validated, converted and counted; nothing leaves the process
-                delivery = Delivery(len(batch), requests=1, sent=len(batch), carried=len(batch))
+            delivery = self._deliver(batch)
         except DeliveryError as exc:
             self._failed += len(batch)
             self._retried += len(batch) * max(exc.attempts - 1, 0)
@@ -447,6 +456,23 @@ class EventQueue:
         finally:
             self._settled += len(batch)
             self._backlog.settled(len(batch))
+            self._settle_flushes()
+
+    def _deliver(self, batch: list[bytes]) -> Delivery:
+        """Send one batch (retrying per ``_retry``), to the redirected host if a test set one."""
+        redirected = self._redirected  # read once: a test may restore it meanwhile
+        if redirected is not None:
+            return redirected[0]._deliver(redirected[1], batch, wait=self._pause, deadline=self._deadline)
+        if self.send:
+            with meanwhile(self._drain):  # keep encoding (and bounding) what arrives meanwhile
+                return self._http._deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
+        # send=False: validated, converted and counted; nothing leaves the process
+        return Delivery(len(batch), requests=1, sent=len(batch), carried=len(batch))
+
+    def _settle_flushes(self, everything: bool = False) -> None:
+        if self._spool is not None and self._spool_ready and not everything:
+            return  # rows on disk may still be sent now: a flush waits for them too
+        self._backlog.settle_flushes(everything)
 
     def _pause(self, seconds: float) -> bool:
         """Wait before a retry, encoding new events meanwhile; False to give up (shutdown)."""
@@ -460,9 +486,12 @@ class EventQueue:
             self._idle = False
             self._waiting = True
             if not self._intake:
-                self._wake.wait(end - now)
+                # With a spool, what arrives goes to disk within a flush_interval, even during a long wait.
+                self._wake.wait(end - now if self._spool is None else min(end - now, self._backlog.interval))
             self._waiting = False
             self._drain()
+            if self._spool is not None and not self._keep_lease():
+                return False
 
     def _abandon(self) -> None:
         """Give up on everything still pending (shutdown_timeout ran out)."""
@@ -472,6 +501,7 @@ class EventQueue:
             self._failed += len(batch)
             self._settled += len(batch)
             self._backlog.settled(len(batch))
+            self._settle_flushes()
             self._reporter.failure(
                 DeliveryError(
                     f"{plural(len(batch), 'message')} not delivered: shutdown_timeout "

@@ -72,6 +72,7 @@ def test_flush_marker_is_done_when_what_came_before_has_left() -> None:
     assert batch == [b"1", b"2"]
     assert not marker.done.is_set()
     backlog.settled(1)
+    backlog.settle_flushes()
     assert marker.done.is_set()
 
 

@@ -80,7 +80,7 @@ def test_every_command_in_the_table_has_the_interface() -> None:
         assert callable(module.run)
         assert module.SUMMARY
         assert module.DESCRIPTION
-        required = {"e2e": ["--input", "{}"]}.get(name, [])
+        required = {"e2e": ["--input", "{}"], "drain": ["segment.db"]}.get(name, [])
         assert parser.parse_args([name, *required]).command == name
 
 

@@ -271,6 +271,7 @@ def test_retried_until_delivered(
         "failed": 0,
         "retried": 2,
         "invalid": 0,
+        "spooled": 0,
     }
 
 

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "segment_logging"
 
 LAYERS: list[tuple[str, set[str]]] = [
     ("entry point", {"__main__"}),
-    ("command line", {"_cli", "_e2e_command"}),
+    ("command line", {"_cli", "_e2e_command", "_drain"}),
     ("tools built on the fake Segment", {"pytest_plugin", "_sink", "e2e"}),
     ("the fake Segment", {"testing"}),
     (
@@ -26,11 +26,12 @@ LAYERS: list[tuple[str, set[str]]] = [
     ),
     ("the logging handler", {"_handler"}),
     ("the queue and its worker thread", {"_worker"}),
-    ("what the queue uses", {"_lifecycle", "_reporting", "_backlog", "_batchers"}),
+    ("what the queue uses", {"_lifecycle", "_reporting", "_backlog", "_batchers", "_spooling"}),
     ("HTTP to Segment: the clients and their retry loop", {"_transport"}),
     ("one exchange: the request and what its answer means", {"_exchange"}),
     ("where requests go: host, path, redirects", {"_endpoint"}),
     ("options and their defaults", {"_options"}),
+    ("the spool file", {"_spool"}),
     ("batching rules, context, auth and deadlines", {"_batch", "_context", "_oauth", "_deadline"}),
     ("structlog's event dicts", {"_structlog_events"}),
     ("messages and values", {"_messages", "_values"}),

@@ -69,6 +69,7 @@ def test_outage_then_recovery_delivers_every_event_once(
         "dropped": 0,
         "failed": 0,
         "invalid": 0,
+        "spooled": 0,
     }
 
 

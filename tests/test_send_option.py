@@ -35,6 +35,7 @@ def test_send_false_counts_events_and_sends_nothing(
             "failed": 0,
             "retried": 0,
             "invalid": 0,
+            "spooled": 0,
         }
     finally:
         handler.close()

@@ -1,0 +1,301 @@
+"""The queue's side of the spool (``_spool``): events wait on disk until Segment accepts them.
+
+:class:`Spooling` is a part of :class:`~segment_logging._worker.EventQueue`, kept
+here so that the queue reads as the queue: with a ``spool``, the worker moves what
+it encodes to disk in one transaction per drain (or per :data:`SPOOL_CHUNK` events),
+then sends batches it leases from the file, retried per ``_retry`` until
+``spool_max_age``; what is not delivered at exit stays on disk for the next process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import deque
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ._clock import monotonic
+from ._diagnostics import plural, report
+from ._errors import DeliveryError
+from ._options import Settings, resolve_spool
+from ._retry import is_retryable
+from ._spool import Leased, Spool, SpoolError, source_token
+from ._transport import Delivery, HttpClient
+
+if TYPE_CHECKING:
+    from ._auth import WriteKey
+    from ._backlog import Backlog
+    from ._reporting import Reporter
+
+SPOOL_CHUNK = 1000
+"""Events the worker stores in one transaction at most while a burst keeps coming."""
+SPOOL_BATCHES = 10
+"""Batches leased in one transaction (sent one after the other)."""
+SPOOL_POLL = 5.0
+"""Seconds between looks at a spool holding rows other processes lease (one of them may die)."""
+_IDLE: float | None = None
+
+
+class Spooling:
+    """The spool's state and steps, for the queue's worker thread (and its exit)."""
+
+    _spool: Spool | None
+
+    # What the queue provides (see EventQueue).
+    settings: Settings
+    _key: WriteKey
+    _http: HttpClient
+    _client_settings: Settings
+    _backlog: Backlog
+    _reporter: Reporter
+    _settled: int
+    _dropped: int
+    _overflowed: int
+    _sent: int
+    _failed: int
+    _retried: int
+    _stopping: bool
+    _hurried: bool
+    _deadline: float | None
+
+    def _settle_flushes(self, everything: bool = False) -> None:
+        raise NotImplementedError
+
+    def _deliver(self, batch: list[bytes]) -> Delivery:
+        raise NotImplementedError
+
+    def _reset_spool_state(self) -> None:
+        """(Re)initialise what a fork must not share: when to look in the spool next (None: at the
+        next event), whether it may hold rows to send now (flushes wait for them), the batch in hand."""
+        self._spool_due: float | None = 0.0
+        self._spool_ready = True
+        self._spool_fresh = 0
+        self._spool_swept = -1e9
+        self._spool_cycles = 0
+        self._leased: Leased | None = None
+        self._in_hand: deque[Leased] = deque()  # leased with it, to be sent next
+        self._leased_at = 0.0
+
+    def _make_spool(self) -> Spool | None:
+        """The spool the options ask for (no I/O yet), or None; with one, batches are kept, not given up."""
+        settings = self.settings
+        path = resolve_spool(settings.spool)
+        if path is None:
+            return None
+        # A batch on disk is retried (per _retry, Retry-After obeyed, backoff capped) until the age limit.
+        age = settings.spool_max_age
+        self._client_settings = replace(settings, max_retry_time=age, max_rate_limit_time=age)
+        self._http = HttpClient._with(self._client_settings)
+        return Spool(
+            path=path,
+            source=source_token(self._key.value),
+            max_bytes=settings.spool_max_bytes,
+            max_age=settings.spool_max_age,
+        )
+
+    def _spool_broken(self, exc: SpoolError) -> None:
+        """Fall back to memory for good, saying once what happened and where."""
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.close()
+        self._spool_ready = False
+        self._client_settings = self.settings
+        self._http = HttpClient._with(self._client_settings)
+        report(
+            logging.WARNING,
+            "segment-logging: the spool cannot be used (%s); events are kept in memory only from now on",
+            exc,
+        )
+
+    def _open_spool(self) -> bool:
+        assert self._spool is not None
+        try:
+            self._spool.open()
+        except SpoolError as exc:
+            self._spool_broken(exc)
+            return False
+        if self._spool.moved_aside is not None:
+            report(
+                logging.WARNING,
+                "segment-logging: the spool %s was not a readable database: it was moved aside to %s "
+                "and a new one started",
+                self._spool.path,
+                self._spool.moved_aside,
+            )
+        return True
+
+    def _to_spool(self) -> None:
+        """Move the events just encoded to disk, in one transaction."""
+        spool = self._spool
+        assert spool is not None
+        if not spool.opened and not self._open_spool():
+            return  # they stay in memory
+        backlog = self._backlog
+        pieces = backlog.peek_all()
+        try:
+            stored = spool.store(pieces, max_size=backlog.max_batch_size, max_bytes=backlog.max_batch_bytes)
+        except SpoolError as exc:
+            self._spool_broken(exc)
+            return
+        backlog.take_all()
+        self._settled += len(pieces)
+        backlog.settled(len(pieces))
+        if stored < len(pieces):
+            self._overflowed += len(pieces) - stored
+            self._reporter.spool_full(
+                spool.path, spool.max_bytes, self._dropped + self._overflowed, len(pieces) - stored
+            )
+        self._spool_fresh += stored
+        now = monotonic()
+        due = now if self._spool_fresh >= backlog.max_batch_size else now + backlog.interval
+        self._spool_due = due if self._spool_due is None else min(self._spool_due, due)
+        self._spool_ready = True
+
+    def _spool_step(self) -> float | None:
+        """A worker's turn with a spool: send a batch from disk if one is due; else how long to wait."""
+        spool = self._spool
+        assert spool is not None
+        if not spool.opened and not self._open_spool():
+            return 0.0  # fell back: the next turn works from memory
+        now = monotonic()
+        urgent = self._backlog.flushing or self._stopping or self._hurried or self._deadline is not None
+        if self._spool_due is None and not urgent:
+            return _IDLE
+        if self._spool_due is not None and now < self._spool_due and not urgent:
+            return self._spool_due - now
+        if self._send_spooled():
+            return 0.0
+        self._spool_ready = False  # nothing to send now: flushes waiting on the spool are done
+        self._settle_flushes()
+        with contextlib.suppress(SpoolError):
+            spool.recount()
+        if self._spool_due is not None and self._spool_due > now:
+            return self._spool_due - now  # a batch kept after a failure: its retry is due then
+        self._spool_due = now + SPOOL_POLL if spool.count else None  # rows others hold: look again later
+        return _IDLE if self._spool_due is None else SPOOL_POLL
+
+    def _send_spooled(self) -> bool:
+        """Lease a batch from disk and send it; False when none is free."""
+        spool = self._spool
+        assert spool is not None
+        try:
+            if monotonic() - self._spool_swept >= 1.0:
+                self._spool_swept = monotonic()
+                expired = spool.expire()
+                if expired:
+                    self._failed += len(expired)
+                    self._reporter.failure(self._too_old(len(expired)), expired)
+            if not self._in_hand:
+                self._in_hand.extend(
+                    spool.lease(
+                        max_size=self._backlog.max_batch_size,
+                        max_bytes=self._backlog.max_batch_bytes,
+                        batches=SPOOL_BATCHES,
+                    )
+                )
+        except SpoolError as exc:
+            self._spool_broken(exc)
+            return True
+        if not self._in_hand:
+            return False
+        leased = self._in_hand.popleft()
+        self._spool_fresh = 0
+        self._leased, self._leased_at = leased, monotonic()
+        done: Leased | None = None
+        try:
+            delivery = self._deliver(leased.pieces)
+        except DeliveryError as exc:
+            if spool.expired(leased.oldest):
+                done = leased
+                self._failed += len(leased.pieces)
+                self._reporter.failure(self._too_old(len(leased.pieces)), leased.pieces)
+            elif is_retryable(exc.status):
+                self._keep(leased, exc)
+            else:
+                done = leased
+                self._failed += len(leased.pieces)
+                self._retried += len(leased.pieces) * max(exc.attempts - 1, 0)
+                self._reporter.failure(exc, leased.pieces)
+        except Exception as exc:  # noqa: BLE001 - a custom transport's error, or a bug: kept for later
+            self._keep(leased, DeliveryError(f"{type(exc).__name__}: {exc}"))
+        else:
+            done = leased
+            self._spool_cycles = 0
+            self._sent += delivery.sent
+            self._retried += delivery.retried
+            for part, error in delivery.failures:
+                self._failed += len(part)
+                self._reporter.failure(error, part)
+            self._spool_due = monotonic()  # more may be waiting: look again at once
+        finally:
+            self._leased = None
+        if done is not None:
+            try:
+                spool.delete(done)
+            except SpoolError as exc:
+                self._spool_broken(exc)
+        return True
+
+    def _too_old(self, count: int) -> DeliveryError:
+        assert self._spool is not None
+        return DeliveryError(
+            f"{plural(count, 'message')} not delivered: older than spool_max_age "
+            f"({self._spool.max_age:g} s) in the spool {self._spool.path}"
+        )
+
+    def _keep(self, leased: Leased, exc: DeliveryError) -> None:
+        """Give a batch that could not be delivered now back to the spool (and the batches leased
+        with it), to be tried again later."""
+        if self._spool is None:
+            return  # it broke meanwhile (reported): what it held stays on disk
+        ids = leased.ids + [i for batch in self._in_hand for i in batch.ids]
+        self._in_hand.clear()
+        try:
+            self._spool.release(ids)
+        except SpoolError as error:
+            self._spool_broken(error)
+            return
+        if self._stopping or self._deadline is not None:
+            return  # the exit report says what stays on disk
+        # Tried again after the policy's next backoff (max_retries, if set, ran out).
+        self._spool_cycles += 1
+        self._spool_due = monotonic() + self._http.policy.backoff(self._spool_cycles)
+        self._reporter.kept(len(leased.pieces), self._spool.path, exc)
+
+    def _keep_lease(self) -> bool:
+        """While a batch from disk waits to be retried: renew its lease; False once it is too old."""
+        leased, spool = self._leased, self._spool
+        if leased is None or spool is None:
+            return True
+        if spool.expired(leased.oldest):
+            return False
+        patience = self.settings.max_retry_time
+        if self._backlog.flushing and monotonic() - self._leased_at > patience:
+            # A flush waits as long as without a spool: the batch stays on disk, retried.
+            self._spool_ready = False
+            self._settle_flushes()
+        try:
+            spool.renew()
+        except SpoolError as exc:
+            self._spool_broken(exc)
+        return True
+
+    def _close_spool(self) -> None:
+        """At the end: say what stays on disk, release what this process holds, close the file."""
+        spool = self._spool
+        assert spool is not None
+        left = 0
+        if spool.opened:
+            with contextlib.suppress(SpoolError):
+                left = spool.recount()
+        spool.close()
+        if left:
+            report(
+                logging.WARNING,
+                "segment-logging: %s not delivered yet stay in the spool %s: they will be sent later (by "
+                "another process using it, the next one to start, or `python -m segment_logging drain %s`)",
+                plural(left, "event"),
+                spool.path,
+                spool.path,
+            )
