@@ -37,6 +37,7 @@ EXPECTED_EVENTS: dict[tuple[str, str], set[str]] = {
     ("docs/structlog.md", "both"): {"Signup", "Paid"},
     ("docs/batching.md", "batching"): {"Example Event", "Imported", "Example"},
     ("docs/operations.md", "fork"): {"Job done"},
+    ("docs/durable-delivery.md", "spool"): {"Signed Up"},
 }
 
 GROUPS = run_groups()
