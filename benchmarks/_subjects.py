@@ -102,9 +102,16 @@ class NullFloor:
         self.logger.propagate = False
 
     loop = Ours.loop
+    timed_loop = Ours.timed_loop
 
     def drain(self) -> None:
         pass
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+    def intake(self) -> int:
+        return 0
 
 
 class Peer:
@@ -165,5 +172,7 @@ class Peer:
         return 0
 
 
-def subject(lib: str, url: str, **options: Any) -> Ours | Peer:
+def subject(lib: str, url: str, **options: Any) -> Ours | Peer | NullFloor:
+    if lib == "null":
+        return NullFloor()
     return Ours(url, **options) if lib == "ours" else Peer(url, **options)

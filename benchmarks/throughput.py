@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import time
 from typing import Any
@@ -38,15 +39,17 @@ class GcPauses:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--lib", choices=("ours", "peer"), required=True)
+    parser.add_argument("--lib", choices=("ours", "peer", "null"), required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--cold", action="store_true", help="no warm-up event before the burst")
+    parser.add_argument("--option", action="append", default=[], help="NAME=VALUE, an option of ours")
     args = parser.parse_args()
     sink = Sink(args.url)
-    lib = subject(args.lib, args.url)
-    if not args.cold:
+    options = {name: json.loads(value) for name, value in (o.split("=", 1) for o in args.option)}
+    lib = subject(args.lib, args.url, **options)
+    if not args.cold and args.lib != "null":
         # One event delivered first, so lazy set-up (ours: the HTTP client and its imports) is
         # not timed; run.py reports the cold figure too.
         lib.loop(-1, 0)
@@ -55,11 +58,18 @@ def main() -> None:
         sink.reset()
     pauses = GcPauses()
     gc.callbacks.append(pauses)
+    cpu0 = time.process_time()
     began = time.monotonic()
     durations = lib.timed_loop(0, args.events)
     loop_done = time.monotonic()
     gc.callbacks.remove(pauses)
-    seen = sink.wait(args.events, args.timeout)
+    if args.lib == "null":
+        seen = {"reached_at": loop_done, "messages": args.events, "unique_ids": args.events}
+        seen |= {"requests": 0, "rejected": 0, "body_bytes": 0}
+    else:
+        seen = sink.wait(args.events, args.timeout)
+    # The whole process (caller and worker): CPU from the first call until the last event was accepted.
+    cpu = time.process_time() - cpu0
     reached = seen.get("reached_at")
     ordered = sorted(durations)
     emit_json(
@@ -69,6 +79,7 @@ def main() -> None:
             "cold": args.cold,
             "loop_seconds": loop_done - began,
             "seconds": None if reached is None else reached - began,
+            "cpu_us_per_event": cpu / args.events * 1e6,
             "worst_ms": ordered[-1] / 1e6,
             "p999_ms": ordered[int(len(ordered) * 0.999)] / 1e6,
             "p99_ms": ordered[int(len(ordered) * 0.99)] / 1e6,

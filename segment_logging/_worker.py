@@ -39,15 +39,18 @@ from . import _lifecycle
 from ._auth import WriteKey
 from ._batch import (
     DEFAULT_BATCH_BYTES,
+    DEFAULT_BATCH_SIZE,
     MAX_BATCH_BYTES,
     MAX_BATCH_SIZE,
     MAX_MESSAGE_BYTES,
     WRAPPER_BYTES,
     decode_pieces,
+    encode_captured,
     encode_message,
     encode_wire,
     is_due,
     take_batch,
+    wake_worker,
 )
 from ._clock import monotonic
 from ._deadline import meanwhile
@@ -67,6 +70,7 @@ from ._options import (
 from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME
 from ._sync import Done, Wakeup
 from ._transport import DEFAULT_PATH, Delivery, HttpClient
+from ._values import restore
 
 
 class UnformattedMessage(str):
@@ -133,7 +137,7 @@ class Core:
         write_key: str | None = None,
         *,
         host: str | None = None,
-        max_batch_size: int = 100,
+        max_batch_size: int = DEFAULT_BATCH_SIZE,
         max_batch_bytes: int = DEFAULT_BATCH_BYTES,
         flush_interval: float = 0.5,
         max_queue_size: int = 100_000,
@@ -258,7 +262,12 @@ class Core:
             return
         if self._thread is None:
             self._start_worker()
-        elif self._waiting and (self._idle or len(self._intake) + len(self._pending) >= self.max_batch_size):
+        elif self._waiting and (
+            self._idle
+            or wake_worker(
+                unencoded=len(self._intake), pending=len(self._pending), max_size=self.max_batch_size
+            )
+        ):
             if self._idle:
                 _held.add(self)  # the idle worker holds the core weakly: keep it alive until picked up
             self._wake.set()
@@ -536,11 +545,14 @@ class Core:
             if type(name) is UnformattedMessage:
                 piece = self._encode_unformatted(item, name)
             else:
-                wire = plain_track_wire(metadata, name, created)
-                if wire is not None:
+                captured = encode_captured(metadata, name, created)
+                wire = None if captured is not None else plain_track_wire(metadata, name, created)
+                if captured is not None:
+                    piece = captured
+                elif wire is not None:
                     piece = encode_wire(wire)
                 else:
-                    piece = encode_message(from_metadata(metadata, name, extra), created)
+                    piece = encode_message(from_metadata(restore(metadata), name, extra), created)
         except Exception as exc:  # noqa: BLE001 - bad input is reported, never raised
             self._reject(exc if isinstance(exc, InvalidMessage) else InvalidMessage(str(exc)), item)
             return
@@ -558,7 +570,7 @@ class Core:
         """An event whose log message could not be formatted: fine if its metadata names it."""
         metadata, _, created, _, extra = item
         try:
-            return encode_message(from_metadata(metadata, "", extra), created)
+            return encode_message(from_metadata(restore(metadata), "", extra), created)
         except InvalidMessage as exc:
             raise InvalidMessage(
                 f"{exc}; the log message {name!s:.100} could not be formatted with its arguments "
@@ -585,7 +597,7 @@ class Core:
         self._invalid += 1
         self._released += 1
         if self._on_error is not None:
-            self._call_on_error(exc, [extra if metadata is True else metadata])
+            self._call_on_error(exc, [extra if metadata is True else restore(metadata)])
             return
         kind = problem_kind(str(exc))
         if kind not in self._problems_reported and len(self._problems_reported) < _DISTINCT_PROBLEMS:
