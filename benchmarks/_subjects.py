@@ -16,7 +16,9 @@ from typing import Any
 from _common import USER_ID, WRITE_KEY
 
 PEER_QUEUE = 1_000_000
-"""The peer's ``max_queue_size`` in every benchmark: raised (from 10,000) so it never drops."""
+"""The peer's ``max_queue_size`` but in the loss row: raised (from 10,000) so it never drops."""
+PEER_DEFAULT_QUEUE = 10_000
+"""The peer's own default ``max_queue_size``, for the row that counts what a burst loses at defaults."""
 
 
 class Ours:

@@ -13,11 +13,15 @@ import argparse
 import gc
 import json
 import os
+import sys
 import time
 from typing import Any
 
 from _common import Sink, emit_json
 from _subjects import subject
+
+if "--no-orjson" in sys.argv:
+    sys.modules["orjson"] = None  # type: ignore[assignment]  # import orjson now raises ImportError
 
 
 class GcPauses:
@@ -37,6 +41,15 @@ class GcPauses:
         self.longest[generation] = max(self.longest[generation], time.perf_counter() - self.began)
 
 
+def orjson_active(lib: str) -> bool:
+    """Whether our JSON encoding runs on orjson in this process (False for the others)."""
+    if lib != "ours":
+        return False
+    from segment_logging import _json
+
+    return _json.orjson is not None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lib", choices=("ours", "peer", "null"), required=True)
@@ -45,9 +58,19 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--cold", action="store_true", help="no warm-up event before the burst")
     parser.add_argument("--option", action="append", default=[], help="NAME=VALUE, an option of ours")
+    parser.add_argument("--no-orjson", action="store_true", help="the standard library's json only")
+    parser.add_argument(
+        "--at-defaults",
+        action="store_true",
+        help="the peer at its own defaults (a 10,000-event queue): count what it delivers, not wait for all",
+    )
     args = parser.parse_args()
     sink = Sink(args.url)
     options = {name: json.loads(value) for name, value in (o.split("=", 1) for o in args.option)}
+    if args.at_defaults and args.lib == "peer":
+        from _subjects import PEER_DEFAULT_QUEUE
+
+        options["max_queue_size"] = PEER_DEFAULT_QUEUE
     lib = subject(args.lib, args.url, **options)
     if not args.cold and args.lib != "null":
         # One event delivered first, so lazy set-up (ours: the HTTP client and its imports) is
@@ -66,6 +89,10 @@ def main() -> None:
     if args.lib == "null":
         seen = {"reached_at": loop_done, "messages": args.events, "unique_ids": args.events}
         seen |= {"requests": 0, "rejected": 0, "body_bytes": 0}
+    elif args.at_defaults:
+        lib.drain()  # whatever it kept is sent now; what it dropped never will be
+        seen = sink.stats()
+        seen["reached_at"] = time.monotonic()
     else:
         seen = sink.wait(args.events, args.timeout)
     # The whole process (caller and worker): CPU from the first call until the last event was accepted.
@@ -75,6 +102,7 @@ def main() -> None:
     emit_json(
         {
             "lib": args.lib,
+            "orjson": orjson_active(args.lib),
             "events": args.events,
             "cold": args.cold,
             "loop_seconds": loop_done - began,
