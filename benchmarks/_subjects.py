@@ -16,7 +16,9 @@ from typing import Any
 from _common import USER_ID, WRITE_KEY
 
 PEER_QUEUE = 1_000_000
-"""The peer's ``max_queue_size`` in every benchmark: raised (from 10,000) so it never drops."""
+"""The peer's ``max_queue_size`` but in the loss row: raised (from 10,000) so it never drops."""
+PEER_DEFAULT_QUEUE = 10_000
+"""The peer's own default ``max_queue_size``, for the row that counts what a burst loses at defaults."""
 
 
 class Ours:
@@ -102,9 +104,16 @@ class NullFloor:
         self.logger.propagate = False
 
     loop = Ours.loop
+    timed_loop = Ours.timed_loop
 
     def drain(self) -> None:
         pass
+
+    def stats(self) -> dict[str, int]:
+        return {}
+
+    def intake(self) -> int:
+        return 0
 
 
 class Peer:
@@ -165,5 +174,7 @@ class Peer:
         return 0
 
 
-def subject(lib: str, url: str, **options: Any) -> Ours | Peer:
+def subject(lib: str, url: str, **options: Any) -> Ours | Peer | NullFloor:
+    if lib == "null":
+        return NullFloor()
     return Ours(url, **options) if lib == "ours" else Peer(url, **options)

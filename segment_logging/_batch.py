@@ -16,7 +16,8 @@ from typing import Any
 
 from . import _json
 from ._errors import MessageTooLarge
-from ._messages import BaseMessage, format_timestamp
+from ._messages import BaseMessage, format_timestamp, plain_track_wire
+from ._values import captured_track
 
 MAX_MESSAGE_BYTES = 32_000
 """Segment's per-message limit (32 KB, counted as 1,000-byte KB to be safe)."""
@@ -26,6 +27,20 @@ DEFAULT_BATCH_BYTES = 475_000
 """Default request cap: Segment's own Python library's, leaving room below the limit."""
 MAX_BATCH_SIZE = 2_500
 """Segment silently drops messages past this many in one batch."""
+DEFAULT_BATCH_SIZE = MAX_BATCH_SIZE
+"""The handler's default ``max_batch_size``: batches are sized by the backlog, up to Segment's limits.
+
+Light traffic still goes out in small batches, every ``flush_interval``; a backlog goes
+out in requests as large as Segment takes (in practice the 475,000-byte budget, about
+1,300 typical events), so each event carries a small share of a request instead of a
+hundredth of one. Segment's own library sends 100 per request; the per-request cost
+(headers, a gzip stream, a round trip) is what that number multiplies."""
+ENCODE_EVERY = 100
+"""Unencoded events that make a waiting worker wake up and encode them, whatever the batch size.
+
+Events waiting to be encoded are dicts the garbage collector walks on each full pass;
+encoded ones are bytes it skips. Waking per hundred keeps that backlog short while
+batches grow to the byte budget."""
 
 _HEAD = b'{"batch":['
 _SENT_AT = b'],"sentAt":"'
@@ -53,6 +68,37 @@ def encode_wire(wire: dict[str, Any]) -> bytes:
         piece = _json.dumps(wire)
     except Exception:  # noqa: BLE001 - re-walk field by field so the error names the field
         piece = _json.dumps({key: _json.sanitize(value, key) for key, value in wire.items()})
+    return _checked_size(piece, wire)
+
+
+_EMPTY_PROPERTIES = b'"properties":{}'
+"""How a wire message without properties spells them: no JSON string can hold this unescaped."""
+
+
+def encode_captured(metadata: object, name: str, created: float) -> bytes | None:
+    """Encode a track captured on the caller (``_values.CapturedTrack``), splicing in its properties.
+
+    Gives exactly the bytes :func:`encode_message` would for the original event. Returns
+    None for anything else, and for a captured track that is not valid (a missing id,
+    an empty event name), which the full path then reports by field.
+
+    Raises:
+        MessageTooLarge: the encoded message is over 32,000 bytes.
+    """
+    track = captured_track(metadata)
+    if track is None:
+        return None
+    _, user_id, anonymous_id, event, properties = track
+    wire = plain_track_wire({"user_id": user_id, "anonymous_id": anonymous_id, "event": event}, name, created)
+    if wire is None:
+        return None
+    # The user's values never hold '"properties":{}' unescaped (a quote inside a JSON
+    # string is always escaped), so the first match is the field itself.
+    piece = encode_wire(wire).replace(_EMPTY_PROPERTIES, b'"properties":' + properties, 1)
+    return _checked_size(piece, wire)
+
+
+def _checked_size(piece: bytes, wire: dict[str, Any]) -> bytes:
     if len(piece) > MAX_MESSAGE_BYTES:
         raise MessageTooLarge(
             f"{wire.get('type', 'a')} message is {len(piece):,} bytes encoded; "
@@ -105,6 +151,14 @@ def take_batch(
         taken.append(piece)
         total += len(piece)
     return taken
+
+
+def wake_worker(*, unencoded: int, pending: int, max_size: int) -> bool:
+    """Whether a new event should wake a worker that waits for the flush interval.
+
+    It wakes when a batch is full by count, or when ``ENCODE_EVERY`` events wait to be encoded.
+    """
+    return unencoded >= ENCODE_EVERY or unencoded + pending >= max_size
 
 
 def is_due(

@@ -39,6 +39,10 @@ from ._options import Settings, integer_option
 from ._retry import is_retryable
 from ._transport import AsyncHttpClient, Delivery, HttpClient, as_write_key, raise_failures
 
+BATCHER_BATCH_SIZE = 100
+"""A Batcher's messages per batch by default: the crate's habit of small, frequent batches (the handler,
+which sees its backlog, sends up to 2,500)."""
+
 
 class Batcher:
     """Accepts messages into a buffer and says when it is full. Pure: no I/O, no threads.
@@ -62,7 +66,7 @@ class Batcher:
         self,
         context: Mapping[str, Any] | None = None,
         *,
-        max_batch_size: int = Settings.max_batch_size,
+        max_batch_size: int = BATCHER_BATCH_SIZE,
         max_batch_bytes: int = Settings.max_batch_bytes,
     ) -> None:
         if context is not None and not isinstance(context, Mapping):

@@ -59,7 +59,7 @@ class SegmentHandler(logging.Handler):
         level: the handler's level, as for any handler.
         host: Segment's API host; defaults to ``$SEGMENT_HOST``, else ``https://api.segment.io``
             (EU workspaces: ``https://events.eu1.segmentapis.com``).
-        max_batch_size: messages per request, 1 to 2,500 (default 100).
+        max_batch_size: messages per request, 1 to 2,500 (default 2,500: sized by the backlog).
         max_batch_bytes: cap on a request body in bytes, at most 500,000 (default 475,000).
         flush_interval: seconds a message may wait before its batch goes out (default 0.5).
         max_queue_size: events waiting at most; past it new ones are dropped and

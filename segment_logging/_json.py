@@ -2,7 +2,7 @@
 
 Both encoders write compact UTF-8 (non-ASCII text as is, not as ``\\u`` escapes), so
 a message has the same size, and meets the same 32 KB limit, whichever is installed.
-The fast path is orjson when installed, else the stdlib's C encoder, each with a
+The fast path is orjson (a dependency on CPython), else the stdlib's C encoder, each with a
 ``default`` hook for the usual non-JSON types. Anything they refuse (NaN, a non-str
 key, a value whose ``__str__`` raises, a cycle, a lone surrogate) goes through
 :func:`sanitize`, a slower walk that converts every value or names the field that
@@ -140,7 +140,7 @@ def _items_keys_are_str(value: list[Any] | tuple[Any, ...]) -> bool:
 
 _encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=_convert)
 
-try:  # the optional `fast` extra; everything works without it
+try:  # a dependency on CPython; other interpreters (and a CI run without it) use the stdlib path
     import orjson
 except ImportError:  # pragma: no cover - depends on the environment
     orjson = None  # type: ignore[assignment]  # absent: the stdlib path is used

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import httpx
 
 from ._auth import WriteKey
-from ._batch import DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, MAX_BATCH_SIZE, MAX_MESSAGE_BYTES, WRAPPER_BYTES
+from ._batch import (
+    DEFAULT_BATCH_BYTES,
+    DEFAULT_BATCH_SIZE,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_SIZE,
+    MAX_MESSAGE_BYTES,
+    WRAPPER_BYTES,
+)
 from ._oauth import DEFAULT_SCOPE
 from ._retry import DEFAULT_MAX_RATE_LIMIT_TIME, DEFAULT_MAX_RETRY_TIME
 from ._spool import DEFAULT_MAX_AGE as DEFAULT_SPOOL_AGE
@@ -91,7 +98,7 @@ class Settings:
     """
 
     host: str | None = field(default=None, repr=False)  # a URL may hold a password
-    max_batch_size: int = 100
+    max_batch_size: int = DEFAULT_BATCH_SIZE
     max_batch_bytes: int = DEFAULT_BATCH_BYTES
     flush_interval: float = 0.5
     max_queue_size: int = 100_000

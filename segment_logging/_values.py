@@ -6,13 +6,24 @@ the end of the process. So the logging call converts such values itself (the
 caller pays for its own objects), and the worker only ever sees JSON-native
 data. The common case, where every value is already a str, int, float, bool or
 None, is one pass over the values with no copy.
+
+The commonest event, a track of ids, a name and properties, is captured further:
+its properties are encoded to JSON bytes on the caller's thread (orjson makes that
+about a third of a microsecond) and the event is queued as a :class:`CapturedTrack`,
+a tuple of str, bytes and None. Such a tuple holds nothing the garbage collector
+walks (it stops tracking it at its first pass), so a backlog of 100,000 of them costs
+no full-collection pause; it takes a third of the memory of the dicts; and the
+application may change its dict as soon as the call returns. The worker splices the
+bytes into the message (``_batch.encode_captured``).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from ._json import _convert, _safe_str
+from ._errors import InvalidMessage
+from ._json import _convert, _safe_str, dumps
 
 _NATIVE = frozenset((str, int, float, bool, type(None)))
 _MAX_DEPTH = 32
@@ -55,10 +66,69 @@ def _all_native(mapping: dict[str, Any]) -> bool:
     return True
 
 
+CAPTURED = object()
+"""The first item of a captured track; an ``object()``, which the garbage collector does not track."""
+CapturedTrack = tuple[object, "str | int | None", "str | int | None", "str | None", bytes]
+"""A plain track captured on the caller: ``(CAPTURED, user_id, anonymous_id, event, properties_json)``.
+
+A plain tuple (the garbage collector stops tracking an exact tuple of untracked items at
+its first pass; it never stops tracking a NamedTuple). Only :func:`capture_metadata` makes
+one; :func:`captured_track` recognises one; :func:`restore` turns it back into the mapping.
+"""
+
+
+def captured_track(metadata: object) -> CapturedTrack | None:
+    """``metadata`` when it is a :data:`CapturedTrack`, else None."""
+    if type(metadata) is tuple and len(metadata) == 5 and metadata[0] is CAPTURED:
+        return metadata  # checked: only capture_metadata makes these
+    return None
+
+
+_PLAIN_TRACK_KEYS = frozenset(("user_id", "anonymous_id", "event", "properties"))
+_ID_TYPES = (str, int, type(None))
+
+
+def _capture_track(metadata: dict[str, Any]) -> CapturedTrack | None:
+    """The metadata as a :class:`CapturedTrack` when it is a plain track; None to capture it as a dict.
+
+    Anything unusual (another field, an id that is not a str or an int, properties
+    that cannot be encoded) is left to the full path, which validates and reports.
+    """
+    if not _PLAIN_TRACK_KEYS.issuperset(metadata):
+        return None
+    get = metadata.get
+    user_id, anonymous_id, event, properties = (
+        get("user_id"),
+        get("anonymous_id"),
+        get("event"),
+        get("properties"),
+    )
+    if (
+        type(user_id) not in _ID_TYPES
+        or type(anonymous_id) not in _ID_TYPES
+        or (event is not None and type(event) is not str)
+    ):
+        return None
+    if properties is None:
+        encoded = b"{}"
+    elif type(properties) is dict:
+        try:
+            encoded = dumps(properties, "properties")
+        except InvalidMessage:
+            return None  # a cycle, deep nesting, clashing keys: the worker reports it
+    else:
+        return None
+    return (CAPTURED, user_id, anonymous_id, event, encoded)
+
+
 def capture_metadata(metadata: object) -> object:
-    """A ``segment`` mapping with its free-form fields captured; anything else as given."""
+    """A ``segment`` mapping captured: a plain track as a :class:`CapturedTrack`, else its
+    free-form fields converted; anything else as given."""
     if type(metadata) is not dict:
         return metadata
+    track = _capture_track(metadata)
+    if track is not None:
+        return track
     changed: dict[str, Any] | None = None
     for key in _FREE_FORM:
         value = metadata.get(key)
@@ -77,3 +147,18 @@ def capture_fields(fields: dict[str, Any]) -> dict[str, Any]:
     if _all_native(fields):
         return fields
     return {key: value if key in _IDS else capture(value) for key, value in fields.items()}
+
+
+def restore(metadata: object) -> object:
+    """The ``segment`` mapping a :class:`CapturedTrack` was made from (its properties decoded); else as given.
+
+    For the full path (an invalid event, reported by field) and for ``on_error``.
+    """
+    track = captured_track(metadata)
+    if track is None:
+        return metadata
+    _, user_id, anonymous_id, event, properties = track
+    fields = (("user_id", user_id), ("anonymous_id", anonymous_id), ("event", event))
+    restored: dict[str, Any] = {key: value for key, value in fields if value is not None}
+    restored["properties"] = json.loads(properties)
+    return restored

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from . import _lifecycle
 from ._auth import WriteKey
 from ._backlog import Backlog, Flush
-from ._batch import encode_message, encode_wire
+from ._batch import encode_captured, encode_message, encode_wire, wake_worker
 from ._clock import monotonic
 from ._compat import holding_logging_lock
 from ._deadline import meanwhile
@@ -46,6 +46,7 @@ from ._reporting import Reporter, given_metadata
 from ._spooling import SPOOL_CHUNK, Spooling
 from ._sync import Wakeup
 from ._transport import Delivery, HttpClient
+from ._values import restore
 
 
 class UnformattedMessage(str):
@@ -145,7 +146,12 @@ class EventQueue(Spooling):
             return
         if self._thread is None:
             self._start_worker()
-        elif self._waiting and (self._idle or len(self._intake) + len(self._backlog) >= self.max_batch_size):
+        elif self._waiting and (
+            self._idle
+            or wake_worker(
+                unencoded=len(self._intake), pending=len(self._backlog), max_size=self.max_batch_size
+            )
+        ):
             if self._idle:
                 _held.add(self)  # the idle worker holds the core weakly: keep it alive until picked up
             self._wake.set()
@@ -400,11 +406,14 @@ class EventQueue(Spooling):
             if type(name) is UnformattedMessage:
                 piece = self._encode_unformatted(item, name)
             else:
-                wire = plain_track_wire(metadata, name, created)
-                if wire is not None:
+                captured = encode_captured(metadata, name, created)
+                wire = None if captured is not None else plain_track_wire(metadata, name, created)
+                if captured is not None:
+                    piece = captured
+                elif wire is not None:
                     piece = encode_wire(wire)
                 else:
-                    piece = encode_message(from_metadata(metadata, name, extra), created)
+                    piece = encode_message(from_metadata(restore(metadata), name, extra), created)
         except Exception as exc:  # noqa: BLE001 - bad input is reported, never raised
             self._reject(exc if isinstance(exc, InvalidMessage) else InvalidMessage(str(exc)), item)
             return
@@ -418,7 +427,7 @@ class EventQueue(Spooling):
         """An event whose log message could not be formatted: fine if its metadata names it."""
         metadata, _, created, _, extra = item
         try:
-            return encode_message(from_metadata(metadata, "", extra), created)
+            return encode_message(from_metadata(restore(metadata), "", extra), created)
         except InvalidMessage as exc:
             raise InvalidMessage(
                 f"{exc}; the log message {name!s:.100} could not be formatted with its arguments "
@@ -429,7 +438,7 @@ class EventQueue(Spooling):
         metadata, name, _, origin, extra = item
         self._invalid += 1
         self._settled += 1
-        self._reporter.invalid(exc, name, origin, given_metadata(metadata, extra), self._invalid)
+        self._reporter.invalid(exc, name, origin, given_metadata(restore(metadata), extra), self._invalid)
 
     def _send_next(self) -> None:
         batch = self._backlog.take()

@@ -11,19 +11,25 @@ import pytest
 
 from segment_logging import InvalidMessage, MessageTooLarge, SegmentHandler, Track
 from segment_logging._batch import (
+    DEFAULT_BATCH_SIZE,
+    ENCODE_EVERY,
+    MAX_BATCH_SIZE,
     MAX_MESSAGE_BYTES,
     WRAPPER_BYTES,
     body_size,
     build_body,
+    encode_captured,
     encode_context,
     encode_message,
     encode_wire,
     fits,
     is_due,
     take_batch,
+    wake_worker,
 )
 from segment_logging._json import dumps_stdlib
-from segment_logging._messages import format_timestamp
+from segment_logging._messages import format_timestamp, from_metadata
+from segment_logging._values import capture_metadata, captured_track, restore
 from segment_logging.testing import SegmentServer
 
 
@@ -124,3 +130,82 @@ def test_non_ascii_message_is_delivered(
     logger.info("Greek", extra={"segment": {"user_id": "u", "properties": {"text": GREEK}}})
     assert handler.flush(5)
     assert [m["properties"]["text"] for m in server.messages] == [GREEK]
+
+
+@pytest.mark.parametrize(
+    ("unencoded", "pending", "max_size", "expected"),
+    [
+        (ENCODE_EVERY - 1, 0, MAX_BATCH_SIZE, False),
+        (ENCODE_EVERY, 0, MAX_BATCH_SIZE, True),
+        (1, 49, 50, True),
+        (1, 48, 50, False),
+    ],
+)
+def test_wake_worker_per_hundred_unencoded_or_a_full_batch(
+    unencoded: int, pending: int, max_size: int, expected: bool
+) -> None:
+    """A waiting worker wakes for every ENCODE_EVERY unencoded events, or once a batch is full by count."""
+    assert wake_worker(unencoded=unencoded, pending=pending, max_size=max_size) is expected
+
+
+def test_default_batch_size_is_segments_limit() -> None:
+    """Batches are sized by the backlog by default: max_batch_size defaults to Segment's 2,500."""
+    assert DEFAULT_BATCH_SIZE == MAX_BATCH_SIZE == 2_500
+    handler = SegmentHandler("k", send=False)
+    try:
+        assert handler._core.max_batch_size == DEFAULT_BATCH_SIZE
+    finally:
+        handler.close()
+
+
+def test_a_backlog_goes_out_in_requests_as_large_as_the_byte_budget(
+    make_handler: Callable[..., SegmentHandler], server: SegmentServer, logger: logging.Logger
+) -> None:
+    """1,000 events queued before a flush go out in one request at the defaults, not ten of 100."""
+    handler = make_handler(flush_interval=3600)
+    logger.addHandler(handler)
+    for i in range(1_000):
+        logger.info("Backlog", extra={"segment": {"user_id": "u", "properties": {"order": i}}})
+    assert handler.flush(10)
+    assert [len(batch["batch"]) for batch in server.batches()] == [1_000]
+    assert [m["properties"]["order"] for m in server.messages] == list(range(1_000))
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"user_id": "u", "properties": {"plan": "pro", "seats": 3, "amount": 19.99, "text": 'αβγ "q"'}},
+        {"anonymous_id": 42, "event": "Named", "properties": {"nested": {"a": [1, 2, {"b": None}]}}},
+        {"user_id": "u", "properties": {"tricky": '"properties":{}', "empty": {}}},
+        {"user_id": "u"},
+        {"user_id": "u", "properties": None},
+    ],
+)
+def test_a_captured_track_encodes_to_the_bytes_of_the_full_path(metadata: dict[str, object]) -> None:
+    """A track captured on the caller (properties already JSON) is spliced into exactly the message the
+    full path writes, whatever the properties hold."""
+    captured = capture_metadata(metadata)
+    assert captured_track(captured) is not None
+    piece = encode_captured(captured, "Signup", 0.0)
+    assert piece is not None
+    full = json.loads(encode_message(from_metadata(metadata, "Signup"), 0.0))
+    spliced = json.loads(piece)
+    message_id = spliced.pop("messageId")
+    assert full.pop("messageId")
+    assert spliced == full
+    assert piece == dumps_stdlib({**spliced, "messageId": message_id})
+
+
+def test_a_captured_track_over_the_limit_is_too_large() -> None:
+    """The 32 KB limit holds for a captured track: it is checked after the properties are spliced in."""
+    captured = capture_metadata({"user_id": "u", "properties": {"blob": "x" * MAX_MESSAGE_BYTES}})
+    with pytest.raises(MessageTooLarge, match="Segment accepts at most 32,000"):
+        encode_captured(captured, "Big", 0.0)
+
+
+def test_an_invalid_captured_track_is_left_to_the_full_path() -> None:
+    """A captured track without any id is not encoded by the splice: the full path reports it by field."""
+    captured = capture_metadata({"properties": {"a": 1}})
+    assert encode_captured(captured, "Nobody", 0.0) is None
+    with pytest.raises(InvalidMessage, match="user_id or anonymous_id"):
+        from_metadata(restore(captured), "Nobody")

@@ -83,9 +83,7 @@ def test_clients_and_batchers_share_the_defaults() -> None:
         assert client.gzip is Settings.gzip
     finally:
         client.close()
-    batcher = Batcher()
-    assert batcher.max_batch_size == Settings.max_batch_size
-    assert batcher.max_batch_bytes == Settings.max_batch_bytes
+    assert Batcher().max_batch_bytes == Settings.max_batch_bytes
 
 
 def test_transport_kind_is_checked_per_client() -> None:
