@@ -89,7 +89,7 @@ class Ours:
 
     def intake(self) -> int:
         """Events not yet encoded by the worker (a private attribute: benchmarks only)."""
-        return len(self.handler._core._intake)
+        return len(self.handler._queue._intake)
 
 
 class NullFloor:

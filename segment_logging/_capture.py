@@ -1,8 +1,8 @@
-"""Capture what an application sends, in a test: every live core pointed at a fake Segment.
+"""Capture what an application sends, in a test: every live queue pointed at a fake Segment.
 
 :class:`SegmentEvents` is what the pytest plugin's ``segment_events`` fixture
 gives; it also works as a context manager without pytest (unittest, scripts).
-Its assertions flush every core first, and say what was sent instead when they
+Its assertions flush every queue first, and say what was sent instead when they
 fail: the closest messages and the fields that differ.
 """
 
@@ -69,7 +69,7 @@ class SegmentEvents:
 
     Args:
         server: a started fake Segment.
-        flush_timeout: seconds each flush waits for the cores at most.
+        flush_timeout: seconds each flush waits for the queues at most.
     """
 
     def __init__(self, server: SegmentServer, *, flush_timeout: float = 5.0) -> None:
@@ -82,17 +82,17 @@ class SegmentEvents:
     # -- life cycle -----------------------------------------------------------------
 
     def start(self) -> SegmentEvents:
-        """Point every live core at the server, deliver what they had queued, then forget it."""
-        for core in _lifecycle.live_cores():
-            self._restores.append(core.redirect(self.server.url, self.server.write_key))
+        """Point every live queue at the server, deliver what they had queued, then forget it."""
+        for queue in _lifecycle.live_queues():
+            self._restores.append(queue.redirect(self.server.url, self.server.write_key))
         self.flush()
         self.server.clear()
-        for core in _lifecycle.live_cores():
-            self._invalid_before[core] = core.stats()["invalid"]
+        for queue in _lifecycle.live_queues():
+            self._invalid_before[queue] = queue.stats()["invalid"]
         return self
 
     def stop(self) -> None:
-        """Deliver what is queued to the server, then give every core its own host back."""
+        """Deliver what is queued to the server, then give every queue its own host back."""
         self.flush()
         restores, self._restores = self._restores, []
         for restore in restores:
@@ -107,8 +107,10 @@ class SegmentEvents:
     # -- what was sent ----------------------------------------------------------------
 
     def flush(self) -> bool:
-        """Wait until every live core delivered what was logged; True when all did in time."""
-        settled = [core.flush(self.flush_timeout) for core in _lifecycle.live_cores()]  # each, no short cut
+        """Wait until every live queue delivered what was logged; True when all did in time."""
+        settled = [
+            queue.flush(self.flush_timeout) for queue in _lifecycle.live_queues()
+        ]  # each, no short cut
         self._settled = all(settled)
         return self._settled
 
@@ -221,7 +223,8 @@ class SegmentEvents:
             if request.status != 200:
                 lines.append(f"a request was rejected ({request.status}): {request.reason}")
         invalid = sum(
-            core.stats()["invalid"] - self._invalid_before.get(core, 0) for core in _lifecycle.live_cores()
+            queue.stats()["invalid"] - self._invalid_before.get(queue, 0)
+            for queue in _lifecycle.live_queues()
         )
         if invalid > 0:
             lines.append(

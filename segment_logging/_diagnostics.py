@@ -172,7 +172,7 @@ def reset_after_fork() -> None:
 
 
 worker_threads: set[int] = set()
-"""Idents of segment-logging's worker threads (added and removed by the core)."""
+"""Idents of segment-logging's worker threads (added and removed by the queue)."""
 
 _HTTP_LOGGERS = (
     "httpx",

@@ -1,4 +1,4 @@
-"""SegmentHandler: the stdlib logging front end of the core."""
+"""SegmentHandler: the stdlib logging front end of the queue."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ._compat import (
 )
 from ._context import current as bound_context
 from ._diagnostics import worker_threads
-from ._options import Item, Options, Settings
+from ._options import Options, RawEvent, Settings
 from ._structlog_events import structlog_fields
 from ._values import capture_fields, capture_metadata
 from ._worker import EventQueue, unformatted
@@ -111,12 +111,12 @@ class SegmentHandler(logging.Handler):
         if not isinstance(level, int | str):
             raise ValueError(f"level must be a level name or number, got {level!r}")
         check_level(level)  # raises before a queue exists
-        self._core = EventQueue(write_key, settings)
-        self._core.closed_by_logging = True  # logging.shutdown() closes it, after the exit flushes
+        self._queue = EventQueue(write_key, settings)
+        self._queue.closed_by_logging = True  # logging.shutdown() closes it, after the exit flushes
         keep_messages_through_queues()
         # A second SegmentHandler for the same source on a record's path (one on
         # "app", one on the root) must not send it again under a new messageId.
-        self._token = (self._core.host, self._core.write_key_token)
+        self._token = (self._queue.host, self._queue.write_key_token)
         super().__init__(level)
 
     flushOnClose = False  # noqa: N815 - the stdlib name logging.shutdown() reads
@@ -124,7 +124,7 @@ class SegmentHandler(logging.Handler):
     ``shutdown_timeout`` (a ``flush()`` could wait out the retry budget first)."""
 
     def handle(self, record: logging.LogRecord) -> Any:
-        """Filter and emit without the handler lock: the core is thread-safe, and not
+        """Filter and emit without the handler lock: the queue is thread-safe, and not
         taking the lock keeps ``flush()``/``close()`` out of logging's deadlocks."""
         original = record
         if self.filters:
@@ -144,11 +144,11 @@ class SegmentHandler(logging.Handler):
         try:
             item = self._item(record, original)
             if item is not None:
-                self._core.submit(item)
+                self._queue.submit(item)
         except Exception:  # noqa: BLE001 - logging must never raise into the app
             self.handleError(record)
 
-    def _item(self, record: logging.LogRecord, original: logging.LogRecord) -> Item | None:
+    def _item(self, record: logging.LogRecord, original: logging.LogRecord) -> RawEvent | None:
         attributes = record.__dict__
         metadata = attributes.get("segment")
         event_dict: dict[str, Any] | None = None
@@ -219,21 +219,21 @@ class SegmentHandler(logging.Handler):
             # same within shutdown_timeout, where flush() could wait out the retry budget.
             self.close()
             return True
-        return self._core.flush(timeout)
+        return self._queue.flush(timeout)
 
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent."""
         with released(self.lock):
-            self._core.close()
+            self._queue.close()
         super().close()
 
     def stats(self) -> dict[str, int]:
         """Counts of messages: queued, sent, dropped, failed, retried and invalid."""
-        return self._core.stats()
+        return self._queue.stats()
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
-        return f"<{type(self).__name__} {self._core.host} ({level})>"
+        return f"<{type(self).__name__} {self._queue.host} ({level})>"
 
 
 _diagnostics.silent_handlers = (SegmentHandler,)

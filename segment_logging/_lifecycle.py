@@ -3,29 +3,29 @@
 What happens to queued events when the process ends:
 
 * **Normal exit** (``sys.exit``, end of the main module, an uncaught exception).
-  Two ``atexit`` hooks. The first, registered with the first core, flushes every
-  core; it runs before the hooks the application registered before configuring
+  Two ``atexit`` hooks. The first, registered with the first queue, flushes every
+  queue; it runs before the hooks the application registered before configuring
   logging, so those see their events delivered. The second, registered when
   ``segment_logging`` is imported, runs after the application's later hooks:
-  it flushes again what they logged and closes the cores that no logging
+  it flushes again what they logged and closes the queues that no logging
   handler owns. ``logging.shutdown()`` (registered when ``logging`` was
   imported, so it runs last) closes the handlers, which delivers whatever a
   ``MemoryHandler`` flushed into them on its way out. All of it shares one
-  deadline per core: ``shutdown_timeout`` from the moment exit began.
+  deadline per queue: ``shutdown_timeout`` from the moment exit began.
 * **SIGTERM** with no handler of the application's (the default action would
-  kill the process at once): the library's handler delivers what every core
+  kill the process at once): the library's handler delivers what every queue
   holds within ``shutdown_timeout``, then restores the default and raises
   SIGTERM again, so the process still dies of SIGTERM (status 143). A handler the
   application or its server installs later replaces it; servers that restore the
   previous handler before re-raising (uvicorn) still reach it. Where a handler
   was there first (a server that set it before the application's logging), it
-  is wrapped: on SIGTERM every core starts sending at once, then that handler
+  is wrapped: on SIGTERM every queue starts sending at once, then that handler
   runs as before.
 * **multiprocessing children** (fork, forkserver, spawn) end with ``os._exit``
-  after running multiprocessing's finalizers; a finalizer closes every core.
+  after running multiprocessing's finalizers; a finalizer closes every queue.
   **billiard** pool workers (Celery's prefork pool) end with ``os._exit`` before
-  any finalizer; their ``on_exit`` callback closes every core first.
-* **fork()**: in the child every core starts empty (nothing the parent queued is
+  any finalizer; their ``on_exit`` callback closes every queue first.
+* **fork()**: in the child every queue starts empty (nothing the parent queued is
   sent twice) with new locks, a new connection pool and no worker thread; message
   ids get a seed of their own and reports a reporter thread of their own. A fork
   waits while a client builds its TLS context (OpenSSL's locks must not be held).
@@ -59,10 +59,10 @@ _first_core_seen = False
 _mp_hooked = False
 
 
-def track(core: EventQueue) -> None:
-    """Register a new core for the exit, signal and fork hooks."""
+def track(queue: EventQueue) -> None:
+    """Register a new queue for the exit, signal and fork hooks."""
     global _first_core_seen
-    _live.add(core)
+    _live.add(queue)
     if not _first_core_seen:
         _first_core_seen = True
         atexit.register(_flush_at_exit)
@@ -72,7 +72,7 @@ def track(core: EventQueue) -> None:
 
 
 def first_event_here() -> None:
-    """A core starts its worker: the first event in this process (or since fork) for it.
+    """A queue starts its worker: the first event in this process (or since fork) for it.
 
     Forked workers of process managers (Celery's prefork pool) reset SIGTERM to
     its default after the fork; the handler is installed again here.
@@ -80,8 +80,8 @@ def first_event_here() -> None:
     _install_sigterm_handler()
 
 
-def live_cores() -> list[EventQueue]:
-    """Every core not yet garbage-collected, oldest first."""
+def live_queues() -> list[EventQueue]:
+    """Every queue not yet garbage-collected, oldest first."""
     return list(_live)
 
 
@@ -90,40 +90,40 @@ def shutting_down() -> bool:
     return interpreter_shutting_down()
 
 
-# -- flushing and closing many cores at once ----------------------------------------------
+# -- flushing and closing many queues at once ----------------------------------------------
 
 
-def flush_cores(cores: Iterable[EventQueue], deadline: float | None) -> bool:
-    """Flush every core concurrently until ``deadline`` (a monotonic instant, None: no limit)."""
+def flush_queues(queues: Iterable[EventQueue], deadline: float | None) -> bool:
+    """Flush every queue concurrently until ``deadline`` (a monotonic instant, None: no limit)."""
     started: list[tuple[EventQueue, Flush]] = []
-    for core in cores:
-        marker = core.start_flush()
+    for queue in queues:
+        marker = queue.start_flush()
         if marker is not None:
-            started.append((core, marker))
+            started.append((queue, marker))
     done = True
-    for core, marker in started:
-        done = core.await_flush(marker, deadline) and done
+    for queue, marker in started:
+        done = queue.await_flush(marker, deadline) and done
     return done
 
 
-def close_cores(cores: Iterable[EventQueue]) -> None:
-    """Close every core concurrently, each within its own deadline."""
-    closing = list(cores)
-    for core in closing:
-        core.begin_close()
-    for core in closing:
-        core.wait_closed()
+def close_queues(queues: Iterable[EventQueue]) -> None:
+    """Close every queue concurrently, each within its own deadline."""
+    closing = list(queues)
+    for queue in closing:
+        queue.begin_close()
+    for queue in closing:
+        queue.wait_closed()
     flush_reports()
 
 
-def _begin_exit(cores: Iterable[EventQueue]) -> float:
-    """Fix each core's exit deadline (once) and return the latest of them."""
+def _begin_exit(queues: Iterable[EventQueue]) -> float:
+    """Fix each queue's exit deadline (once) and return the latest of them."""
     latest = monotonic()
-    for core in cores:
-        if core.exit_deadline is None:
-            core.exit_deadline = monotonic() + core.shutdown_timeout
-        core.limit_to(core.exit_deadline)
-        latest = max(latest, core.exit_deadline)
+    for queue in queues:
+        if queue.exit_deadline is None:
+            queue.exit_deadline = monotonic() + queue.shutdown_timeout
+        queue.limit_to(queue.exit_deadline)
+        latest = max(latest, queue.exit_deadline)
     return latest
 
 
@@ -143,57 +143,57 @@ def _drain_queue_listeners() -> None:
             continue
         if not any(isinstance(handler, _diagnostics.silent_handlers) for handler in listener.handlers):
             continue
-        queue = listener.queue
+        records = listener.queue
         while True:
             try:
-                record = queue.get_nowait()
+                record = records.get_nowait()
             except Exception:  # noqa: BLE001 - queue.Empty, or a queue of another kind giving up
                 break
             if is_listener_sentinel(listener, record):
-                queue.put_nowait(record)  # the listener is being stopped: leave it its signal
+                records.put_nowait(record)  # the listener is being stopped: leave it its signal
                 break
             with contextlib.suppress(Exception):
                 listener.handle(record)
-            if hasattr(queue, "task_done"):
-                queue.task_done()
+            if hasattr(records, "task_done"):
+                records.task_done()
 
 
 def _flush_everything() -> bool:
-    """Deliver what every core holds within its exit deadline; wait for those already closing.
+    """Deliver what every queue holds within its exit deadline; wait for those already closing.
 
     Returns:
         True when everything settled in time.
     """
     _drain_queue_listeners()
-    cores = live_cores()
-    done = flush_cores(cores, _begin_exit(cores))
-    for core in cores:
-        if core.closing():  # closed on another path that this one interrupted (a finalizer)
-            core.wait_closed()
+    queues = live_queues()
+    done = flush_queues(queues, _begin_exit(queues))
+    for queue in queues:
+        if queue.closing():  # closed on another path that this one interrupted (a finalizer)
+            queue.wait_closed()
     return done
 
 
 def _flush_at_exit() -> None:
-    """atexit, registered with the first core: deliver what is queued before older hooks run."""
+    """atexit, registered with the first queue: deliver what is queued before older hooks run."""
     _flush_everything()
 
 
 def _close_at_exit() -> None:
     """atexit, registered at import: deliver what later hooks logged; close what logging will not."""
     _drain_queue_listeners()
-    cores = live_cores()
-    flush_cores(cores, _begin_exit(cores))
-    close_cores(core for core in cores if not core.closed_by_logging)
+    queues = live_queues()
+    flush_queues(queues, _begin_exit(queues))
+    close_queues(queue for queue in queues if not queue.closed_by_logging)
 
 
 atexit.register(_close_at_exit)
 
 
 def close_all() -> None:
-    """Deliver and close every core within its exit deadline (a process that ends without atexit)."""
-    cores = live_cores()
-    _begin_exit(cores)
-    close_cores(cores)
+    """Deliver and close every queue within its exit deadline (a process that ends without atexit)."""
+    queues = live_queues()
+    _begin_exit(queues)
+    close_queues(queues)
 
 
 def flush_all(timeout: float | None = None) -> bool:
@@ -210,7 +210,7 @@ def flush_all(timeout: float | None = None) -> bool:
         True when everything logged before the call was delivered or given up on in time.
     """
     deadline = None if timeout is None else monotonic() + max(0.0, float(timeout))
-    return flush_cores(live_cores(), deadline)
+    return flush_queues(live_queues(), deadline)
 
 
 def shutdown(timeout: float | None = None) -> bool:
@@ -225,13 +225,13 @@ def shutdown(timeout: float | None = None) -> bool:
     Returns:
         True when nothing was left undelivered.
     """
-    cores = live_cores()
+    queues = live_queues()
     if timeout is not None:
         deadline = monotonic() + max(0.0, float(timeout))
-        for core in cores:
-            core.limit_to(deadline)
-    close_cores(cores)
-    return all(core.stats()["queued"] == 0 for core in cores)
+        for queue in queues:
+            queue.limit_to(deadline)
+    close_queues(queues)
+    return all(queue.stats()["queued"] == 0 for queue in queues)
 
 
 # -- SIGTERM ------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ def _install_sigterm_handler() -> None:
 
 def _on_sigterm(signum: int, frame: object) -> None:
     if not _flush_everything():
-        left = sum(core.stats()["queued"] for core in live_cores())
+        left = sum(queue.stats()["queued"] for queue in live_queues())
         if left:
             report(
                 logging.ERROR,
@@ -283,8 +283,8 @@ class _Hurry:
         self.handler = handler
 
     def __call__(self, signum: int, frame: FrameType | None) -> object:
-        for core in live_cores():
-            core.hurry()
+        for queue in live_queues():
+            queue.hurry()
         return self.handler(signum, frame)
 
     def __repr__(self) -> str:
@@ -311,8 +311,8 @@ def _after_fork_in_child() -> None:
     _messages.reseed_ids()
     _diagnostics.reset_after_fork()
     _mp_hooked = False  # multiprocessing's registries are the child's own after its bootstrap
-    for core in live_cores():
-        core.after_fork_in_child()
+    for queue in live_queues():
+        queue.after_fork_in_child()
     _hook_multiprocessing()
 
 
@@ -324,12 +324,12 @@ _mp_anchor = _Anchor()
 
 
 def _hook_multiprocessing() -> None:
-    """Close every core when a multiprocessing child ends.
+    """Close every queue when a multiprocessing child ends.
 
     Its children leave through ``os._exit()``, skipping atexit, after running
     multiprocessing's finalizers. ``Process._bootstrap`` clears those finalizers and
-    then runs the after-fork hooks, so the finalizer is registered now (for a core
-    made while the child runs) and again from an after-fork hook (for a core made
+    then runs the after-fork hooks, so the finalizer is registered now (for a queue
+    made while the child runs) and again from an after-fork hook (for a queue made
     while the child imported its main module, before the bootstrap).
     """
     global _mp_hooked
@@ -355,7 +355,7 @@ def _register_mp_finalizer(_: object) -> None:
 
 
 def _hook_billiard_worker() -> None:
-    """Close every core before a billiard pool worker (Celery's prefork pool) leaves.
+    """Close every queue before a billiard pool worker (Celery's prefork pool) leaves.
 
     billiard's ``Worker`` ends its process with ``os._exit()`` from inside the
     process's run, before any finalizer; its ``on_exit`` callback (Celery's

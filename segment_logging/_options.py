@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 ErrorCallback = Callable[[Exception, list[Any]], object]
 """Called with an InvalidMessage or a DeliveryError and the messages concerned."""
-Item = tuple[object, str, float, str, "Mapping[str, Any] | None"]
+RawEvent = tuple[object, str, float, str, "Mapping[str, Any] | None"]
 """What a front end hands over: (metadata, log message, created, logger name, extra fields)."""
 
 

@@ -21,7 +21,7 @@ WAL mode with ``synchronous=NORMAL``: a commit is not synced to disk, so a
 process that crashes, is killed or calls ``os._exit`` loses nothing it
 committed; a power cut may lose the last transactions. No fsync per event.
 
-Every ``sqlite3`` error is translated into :class:`SpoolError`, which the core
+Every ``sqlite3`` error is translated into :class:`SpoolError`, which the queue
 answers by falling back to memory.
 """
 
@@ -129,10 +129,10 @@ class Leased:
 
 @dataclass(kw_only=True)
 class Spool:
-    """The spool file of one core. Built without I/O; :meth:`open` opens (or creates) the file.
+    """The spool file of one queue. Built without I/O; :meth:`open` opens (or creates) the file.
 
-    Used by one thread at a time (the core's worker, or the thread that finishes
-    the core when no worker can run).
+    Used by one thread at a time (the queue's worker, or the thread that finishes
+    the queue when no worker can run).
     """
 
     path: str

@@ -1,4 +1,4 @@
-"""The one core every front end feeds: a bounded queue, one worker thread, one connection pool.
+"""The queue every front end feeds: bounded, with one worker thread and one connection pool.
 
 Callers only append a small tuple to a deque (:meth:`EventQueue.submit`). The
 worker thread turns each into a message, encodes it once, groups the encoded
@@ -10,8 +10,8 @@ What happens at exit, on SIGTERM and after fork is decided in ``_lifecycle``;
 this module offers the pieces it uses (:meth:`EventQueue.start_flush`,
 :meth:`EventQueue.begin_close`, :meth:`EventQueue.after_fork_in_child`). Rules kept here:
 
-* The worker thread starts with the first event, so an idle core costs nothing,
-  and it holds only a weak reference to its core while idle, so a core the
+* The worker thread starts with the first event, so an idle queue costs nothing,
+  and it holds only a weak reference to its queue while idle, so a queue the
   application dropped lets its thread end.
 * ``flush()``/``close()`` never wait on the worker while the calling thread
   holds ``logging._lock`` (``dictConfig()`` does): the worker might need it.
@@ -41,7 +41,7 @@ from ._deadline import meanwhile
 from ._diagnostics import flush_reports, plural, report, worker_threads
 from ._errors import DeliveryError, InvalidMessage
 from ._messages import from_metadata, plain_track_wire
-from ._options import Item, Settings, resolve_send, resolve_write_key
+from ._options import RawEvent, Settings, resolve_send, resolve_write_key
 from ._reporting import Reporter, given_metadata
 from ._spooling import SPOOL_CHUNK, Spooling
 from ._sync import Wakeup
@@ -111,7 +111,7 @@ class EventQueue(Spooling):
         """(Re)initialise every piece of state a fork must not share with the parent."""
         self._lock = threading.RLock()  # reentrant: a signal handler may log from inside submit()
         self._wake = Wakeup()
-        self._intake: deque[Item | Flush] = deque()
+        self._intake: deque[RawEvent | Flush] = deque()
         self._backlog = Backlog(self.settings)
         # Counters. _accepted and _dropped change under _lock (many callers); the
         # rest only on the worker, so all stay exact without atomics. Accepted events
@@ -132,7 +132,7 @@ class EventQueue(Spooling):
 
     # -- callers' side ---------------------------------------------------------------
 
-    def submit(self, item: Item) -> None:
+    def submit(self, item: RawEvent) -> None:
         """Queue one event; never blocks on the network and never raises for a full queue."""
         with self._lock:
             accepted = not self._closed and self._accepted - self._settled < self.max_queue_size
@@ -153,14 +153,14 @@ class EventQueue(Spooling):
             )
         ):
             if self._idle:
-                _held.add(self)  # the idle worker holds the core weakly: keep it alive until picked up
+                _held.add(self)  # the idle worker holds the queue weakly: keep it alive until picked up
             self._wake.set()
 
     def stats(self) -> dict[str, int]:
         """Counts of messages: queued now, and sent, dropped, failed, retried, invalid so far.
 
         ``queued`` is waiting or in flight. ``dropped`` were refused because the
-        queue was full (by count or bytes) or the core closed; ``failed`` were given
+        queue was full (by count or bytes) or the queue closed; ``failed`` were given
         up after being rejected by Segment or not delivered in time; ``invalid`` had
         metadata that could not become a message; ``retried`` counts messages sent again.
         """
@@ -255,7 +255,7 @@ class EventQueue(Spooling):
         self._wake.set()
 
     def closing(self) -> bool:
-        """Whether the core is closed and its worker may still be delivering."""
+        """Whether the queue is closed and its worker may still be delivering."""
         thread = self._thread
         return self._closed and thread is not None and thread.is_alive()
 
@@ -300,8 +300,8 @@ class EventQueue(Spooling):
             _lifecycle.first_event_here()
             try:
                 wake = self._wake
-                core = weakref.ref(self, lambda _: wake.set())  # wakes the worker to end it
-                thread = threading.Thread(target=_work, args=(core,), name="segment-logging", daemon=True)
+                queue = weakref.ref(self, lambda _: wake.set())  # wakes the worker to end it
+                thread = threading.Thread(target=_work, args=(queue,), name="segment-logging", daemon=True)
                 try:
                     thread.start()
                 except RuntimeError:
@@ -327,7 +327,7 @@ class EventQueue(Spooling):
     def redirect(self, host: str, write_key: str) -> Callable[[], None]:
         """Send to ``host`` with ``write_key`` from now on, even with ``send=False``; for tests.
 
-        The pytest plugin's ``segment_events`` points every live core at a fake
+        The pytest plugin's ``segment_events`` points every live queue at a fake
         Segment this way. Flush before calling the returned function, which
         restores the configured host, key and ``send``.
         """
@@ -351,7 +351,7 @@ class EventQueue(Spooling):
 
         Returns:
             Seconds to wait before the next turn; ``_IDLE`` (None) to wait for an
-            event; ``_STOPPED`` once the core is closed and done.
+            event; ``_STOPPED`` once the queue is closed and done.
         """
         if self._stopping:
             self._finish()
@@ -400,7 +400,7 @@ class EventQueue(Spooling):
             self._to_spool()
         self._settle_flushes()
 
-    def _encode(self, item: Item) -> None:
+    def _encode(self, item: RawEvent) -> None:
         metadata, name, created, _, extra = item
         try:
             if type(name) is UnformattedMessage:
@@ -423,7 +423,7 @@ class EventQueue(Spooling):
             self._reporter.overflowed(self._dropped + self._overflowed)
 
     @staticmethod
-    def _encode_unformatted(item: Item, name: UnformattedMessage) -> bytes:
+    def _encode_unformatted(item: RawEvent, name: UnformattedMessage) -> bytes:
         """An event whose log message could not be formatted: fine if its metadata names it."""
         metadata, _, created, _, extra = item
         try:
@@ -434,7 +434,7 @@ class EventQueue(Spooling):
                 f"({name.error})"
             ) from exc
 
-    def _reject(self, exc: InvalidMessage, item: Item) -> None:
+    def _reject(self, exc: InvalidMessage, item: RawEvent) -> None:
         metadata, name, _, origin, extra = item
         self._invalid += 1
         self._settled += 1
@@ -526,25 +526,25 @@ class EventQueue(Spooling):
 def _work(ref: weakref.ReferenceType[EventQueue]) -> None:
     """The worker thread: turns of :meth:`EventQueue.step`, waiting in between.
 
-    While idle it holds only ``ref``, so a core the application dropped can be
+    While idle it holds only ``ref``, so a queue the application dropped can be
     collected; collection sets the wake-up flag and the thread ends.
     """
-    core = ref()
-    if core is None:
+    queue = ref()
+    if queue is None:
         return
-    _held.discard(core)
+    _held.discard(queue)
     ident = threading.get_ident()
-    core.worker_ident = ident
+    queue.worker_ident = ident
     worker_threads.add(ident)
-    wake = core._wake
+    wake = queue._wake
     try:
         # The TLS context, before the first burst needs it; if this fails, the
         # first send tries again and reports what fails.
         with contextlib.suppress(Exception):
-            core._http._prepare()
+            queue._http._prepare()
         while True:
             try:
-                timeout = core.step()
+                timeout = queue.step()
             except BaseException:  # noqa: BLE001 - the worker must outlive any bug in one event
                 report(logging.ERROR, "segment-logging: unexpected error in the worker", exc_info=True)
                 continue
@@ -552,20 +552,20 @@ def _work(ref: weakref.ReferenceType[EventQueue]) -> None:
                 return
             if timeout == 0.0:
                 continue
-            core._idle = timeout is _IDLE
-            core._waiting = True  # before looking at the intake: submit() looks at it after appending
-            if core._intake or core._stopping:
-                core._waiting = False
+            queue._idle = timeout is _IDLE
+            queue._waiting = True  # before looking at the intake: submit() looks at it after appending
+            if queue._intake or queue._stopping:
+                queue._waiting = False
                 continue
             if timeout is _IDLE:
-                del core
+                del queue
                 wake.wait()
-                core = ref()
-                if core is None:
+                queue = ref()
+                if queue is None:
                     return  # dropped by the application, with nothing left to send
-                _held.discard(core)
+                _held.discard(queue)
             else:
                 wake.wait(timeout)
-            core._waiting = False
+            queue._waiting = False
     finally:
         worker_threads.discard(ident)

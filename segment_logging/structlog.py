@@ -1,4 +1,4 @@
-"""structlog support: :class:`SegmentProcessor`, a processor on the same core as SegmentHandler.
+"""structlog support: :class:`SegmentProcessor`, a processor on the same queue as SegmentHandler.
 
 Put it in the chain after the processors that add the fields you want sent
 (``merge_contextvars``, ``bind()``) and before the renderer::
@@ -73,16 +73,16 @@ class SegmentProcessor:
         **options: Unpack[Options],
     ) -> None:
         if handler is None:
-            self._core = EventQueue(write_key, Settings.of("SegmentProcessor", options))
+            self._queue = EventQueue(write_key, Settings.of("SegmentProcessor", options))
         elif not isinstance(handler, SegmentHandler):
             raise ValueError(f"handler must be a SegmentHandler, got {handler!r}")
         elif write_key is not None or options:
             given = ["write_key"] * (write_key is not None) + sorted(options)
             raise ValueError(
-                f"handler= shares that handler's core and its options; do not also pass {', '.join(given)}"
+                f"handler= shares that handler's queue and its options; do not also pass {', '.join(given)}"
             )
         else:
-            self._core = handler._core
+            self._queue = handler._queue
         self._failure_reports = RateLimit()
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
@@ -100,8 +100,8 @@ class SegmentProcessor:
         return event_dict
 
     def _submit(self, logger: WrappedLogger, metadata: object, event_dict: EventDict) -> None:
-        core = self._core
-        if threading.get_ident() == core.worker_ident:
+        queue = self._queue
+        if threading.get_ident() == queue.worker_ident:
             return  # an on_error callback logging events: never feed the worker its own reports
         # The worker reads the item later, while processors after this one change the
         # event dict: hand it copies (one level deep, as messages copy their mappings).
@@ -122,7 +122,7 @@ class SegmentProcessor:
         event = event_dict.get("event")
         name = event if isinstance(event, str) else "" if event is None else str(event)
         created = _created(event_dict.get("timestamp"))
-        core.submit((metadata, name, created, _origin(logger, event_dict), extra))
+        queue.submit((metadata, name, created, _origin(logger, event_dict), extra))
 
     def _report_failure(self) -> None:
         try:
@@ -147,22 +147,22 @@ class SegmentProcessor:
         Returns:
             True when everything settled in time.
         """
-        return self._core.flush(timeout)
+        return self._queue.flush(timeout)
 
     def close(self) -> None:
         """Deliver what is queued within ``shutdown_timeout``, then stop. Idempotent.
 
-        With ``handler=``, this closes the core the handler shares. Closing is
-        optional: every open core delivers at interpreter exit.
+        With ``handler=``, this closes the queue the handler shares. Closing is
+        optional: every open queue delivers at interpreter exit.
         """
-        self._core.close()
+        self._queue.close()
 
     def stats(self) -> dict[str, int]:
         """Counts of messages: queued, sent, dropped, failed, retried and invalid."""
-        return self._core.stats()
+        return self._queue.stats()
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._core.host}>"
+        return f"<{type(self).__name__} {self._queue.host}>"
 
 
 def _created(timestamp: object) -> float:

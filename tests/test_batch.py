@@ -153,7 +153,7 @@ def test_default_batch_size_is_segments_limit() -> None:
     assert DEFAULT_BATCH_SIZE == MAX_BATCH_SIZE == 2_500
     handler = SegmentHandler("k", send=False)
     try:
-        assert handler._core.max_batch_size == DEFAULT_BATCH_SIZE
+        assert handler._queue.max_batch_size == DEFAULT_BATCH_SIZE
     finally:
         handler.close()
 

@@ -82,8 +82,8 @@ def test_bad_option_is_named(option: str, value: Any) -> None:
 def test_numeric_strings_are_accepted_for_config_files(make_handler: MakeHandler) -> None:
     """Numbers given as strings (INI or YAML configs) are converted."""
     handler = make_handler(max_batch_size="10", flush_interval="0.25")
-    assert handler._core.settings.max_batch_size == 10
-    assert handler._core.settings.flush_interval == 0.25
+    assert handler._queue.settings.max_batch_size == 10
+    assert handler._queue.settings.flush_interval == 0.25
 
 
 # -- from record to message -----------------------------------------------------------
@@ -455,7 +455,7 @@ def test_write_key_is_never_shown(
         logger.info("Signup", extra=_signup())  # the server answers 401 to this key
         assert handler.flush(5)
     handler.close()
-    shown = repr(handler) + str(handler) + repr(handler._core) + repr(handler._core._key) + caplog.text
+    shown = repr(handler) + str(handler) + repr(handler._queue) + repr(handler._queue._key) + caplog.text
     assert "401" in caplog.text
     assert secret not in shown
 
@@ -496,7 +496,7 @@ def test_dictconfig_with_every_option(style: str, server: SegmentServer) -> None
     try:
         assert isinstance(handler, SegmentHandler)
         assert handler.level == logging.INFO
-        assert handler._core.settings.max_batch_size == 50
+        assert handler._queue.settings.max_batch_size == 50
         log.info("Signup", extra=_signup())
         log.debug("Below level", extra=_signup())
         assert handler.flush(5)
@@ -529,7 +529,7 @@ def test_host_with_a_path_is_refused() -> None:
 )
 def test_gzip_from_config_text(text: str, expected: bool, make_handler: MakeHandler) -> None:
     """gzip accepts true/false text, as INI and YAML configs give it."""
-    assert make_handler(gzip=text)._core._http.gzip is expected
+    assert make_handler(gzip=text)._queue._http.gzip is expected
 
 
 def test_two_handlers_for_one_source_send_once(

@@ -186,7 +186,7 @@ def test_flush_all_times_out_when_segment_hangs(
 def test_shutdown_delivers_and_closes(
     make_handler: Callable[..., SegmentHandler], server: SegmentServer, logger: logging.Logger
 ) -> None:
-    """shutdown() delivers what is queued and closes every core; later events are dropped and counted."""
+    """shutdown() delivers what is queued and closes every queue; later events are dropped and counted."""
     handler = make_handler(flush_interval=3600)
     logger.addHandler(handler)
     logger.info("Before", extra={"segment": {"user_id": "u"}})

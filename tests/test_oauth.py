@@ -99,7 +99,7 @@ def test_key_and_token_never_show(oauth_server: SegmentServer) -> None:
     assert client.oauth is not None
     token = client.oauth.cached()
     assert token is not None
-    for shown in (repr(handler), repr(client), repr(client.oauth), repr(handler._core)):
+    for shown in (repr(handler), repr(client), repr(client.oauth), repr(handler._queue)):
         assert "PRIVATE KEY" not in shown
         assert token.split()[1] not in shown
     with pytest.raises(TypeError):

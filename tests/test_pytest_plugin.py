@@ -372,7 +372,7 @@ handler = SegmentHandler("real-key", host=real_url, shutdown_timeout=5, timeout=
 log = logging.getLogger("app")
 log.addHandler(handler)
 log.setLevel(logging.INFO)
-restore = handler._core.redirect(fake_url, fake_key)  # what segment_events does
+restore = handler._queue.redirect(fake_url, fake_key)  # what segment_events does
 log.info("Parent", extra={"segment": {"user_id": "p"}})
 assert handler.flush(5)
 pid = os.fork()

@@ -56,10 +56,10 @@ def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_write_key_is_in_no_repr_or_str(server: SegmentServer) -> None:
-    """Neither the handler nor its core, client or key object shows the key in repr() or str()."""
+    """Neither the handler nor its queue, client or key object shows the key in repr() or str()."""
     handler = SegmentHandler(SECRET, host=server.url)
     try:
-        objects = [handler, handler._core, handler._core._http, handler._core._key]
+        objects = [handler, handler._queue, handler._queue._http, handler._queue._key]
         shown = "\n".join(repr(o) + str(o) for o in objects)
     finally:
         handler.close()
@@ -114,7 +114,7 @@ def test_write_key_cannot_be_pickled(server: SegmentServer) -> None:
     handler = SegmentHandler(SECRET, host=server.url)
     try:
         with pytest.raises(TypeError):
-            pickle.dumps(handler._core._key)
+            pickle.dumps(handler._queue._key)
     finally:
         handler.close()
 

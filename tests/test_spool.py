@@ -363,7 +363,7 @@ def test_a_full_disk_falls_back_to_memory(script: Script, server: SegmentServer,
 
 def test_sqlite_reporting_a_full_database_is_a_spool_error(spool: Path) -> None:
     """SQLITE_FULL (made real with PRAGMA max_page_count) comes out of store() as a SpoolError
-    that names the file, which the core answers by falling back to memory."""
+    that names the file, which the queue answers by falling back to memory."""
     small = Spool(path=str(spool), source=source_token("key"), max_page_count=8)
     small.open()
     with pytest.raises(SpoolError, match="full") as caught:

@@ -495,7 +495,7 @@ def test_both_paths_deliver_once(
     assert all("segment" not in line for line in structlog_lines)
 
 
-def test_processor_shares_the_handlers_core(
+def test_processor_shares_the_handlers_queue(
     make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
 ) -> None:
     """SegmentProcessor(handler=h) feeds h's queue: one flush, one set of counters for both paths."""

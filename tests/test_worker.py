@@ -1,4 +1,4 @@
-"""The core under hostile conditions: callbacks that raise, concurrent invalid events during a flush,
+"""The queue under hostile conditions: callbacks that raise, concurrent invalid events during a flush,
 bounded memory, frozen clocks, and handlers that flush from inside logging."""
 
 from __future__ import annotations
