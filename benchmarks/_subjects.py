@@ -19,19 +19,10 @@ PEER_QUEUE = 1_000_000
 """The peer's ``max_queue_size`` in every benchmark: raised (from 10,000) so it never drops."""
 
 
-class Ours:
-    """SegmentHandler on a logger of its own, at default settings unless told otherwise."""
+class _OnALogger:
+    """The hot loops, on ``self.logger``: shared by our handler and the logging module's floor."""
 
-    name = "ours"
-
-    def __init__(self, url: str, **options: Any) -> None:
-        from segment_logging import SegmentHandler
-
-        self.handler = SegmentHandler(WRITE_KEY, host=url, **options)
-        self.logger = logging.getLogger("bench.segment")
-        self.logger.addHandler(self.handler)
-        self.logger.setLevel(logging.INFO)
-        self.logger.propagate = False
+    logger: logging.Logger
 
     def loop(self, start: int, stop: int) -> None:
         info = self.logger.info
@@ -79,6 +70,21 @@ class Ours:
             durations[n] = clock() - began
         return durations
 
+
+class Ours(_OnALogger):
+    """SegmentHandler on a logger of its own, at default settings unless told otherwise."""
+
+    name = "ours"
+
+    def __init__(self, url: str, **options: Any) -> None:
+        from segment_logging import SegmentHandler
+
+        self.handler = SegmentHandler(WRITE_KEY, host=url, **options)
+        self.logger = logging.getLogger("bench.segment")
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+
     def drain(self) -> None:
         self.handler.flush(120)
 
@@ -90,7 +96,7 @@ class Ours:
         return len(self.handler._core._intake)
 
 
-class NullFloor:
+class NullFloor(_OnALogger):
     """The same call with only a ``logging.NullHandler``: the logging module's floor."""
 
     name = "null"
@@ -100,8 +106,6 @@ class NullFloor:
         self.logger.addHandler(logging.NullHandler())
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
-
-    loop = Ours.loop
 
     def drain(self) -> None:
         pass

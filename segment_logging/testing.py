@@ -215,7 +215,7 @@ class SegmentServer:
         """The OAuth server's base URL (``oauth_auth_server``): the token endpoint is ``/token`` under it."""
         return self.url.removesuffix(self.path_prefix) + "/oauth"
 
-    def oauth_options(self) -> dict[str, str]:
+    def oauth_options(self) -> dict[str, Any]:
         """The ``oauth_*`` options a client needs to authenticate with this server's OAuth mode."""
         if self.oauth is None:
             raise RuntimeError("the server was not started with oauth=True")

@@ -64,7 +64,7 @@ SCRIPTS = Path(__file__).parent / "scripts"
 
 
 @pytest.fixture
-def script(server: SegmentServer) -> Callable[..., subprocess.Popen[str]]:
+def script(server: SegmentServer) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start ``tests/scripts/NAME`` with SEGMENT_HOST and SEGMENT_WRITE_KEY pointing at ``server``.
 
     Returns a started ``Popen`` (text mode, stdout and stderr piped); the test
@@ -86,7 +86,7 @@ def script(server: SegmentServer) -> Callable[..., subprocess.Popen[str]]:
         started.append(process)
         return process
 
-    yield start  # type: ignore[misc]
+    yield start
     for process in started:
         if process.poll() is None:
             process.kill()
