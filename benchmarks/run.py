@@ -1,4 +1,4 @@
-"""Issue 5's benchmark suite in one command: prints the table of our figures, the peer's, and the targets.
+"""The benchmark suite in one command: prints the table of our figures, the peer's, and the targets.
 
     python benchmarks/run.py            # the full run, about 2-3 minutes on 2 vCPU
     python benchmarks/run.py --quick    # fewer runs, for a quick look

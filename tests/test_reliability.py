@@ -1,4 +1,4 @@
-"""Reliability (issue 4): outages, chaos, back-pressure, re-configuration, deadlocks, exact stats.
+"""Reliability: outages, chaos, back-pressure, re-configuration, deadlocks, exact stats.
 
 Everything goes over real HTTP on loopback to the fake Segment server, whose
 fault injection plays the outage. Scenarios that change process-wide logging
