@@ -17,14 +17,8 @@ from typing import Any
 
 import pytest
 
-import segment_logging
 from segment_logging import SegmentHandler
 from segment_logging.testing import SegmentServer
-
-
-def pytest_report_header() -> str:
-    """Name the segment_logging under test: CI runs the suite against the installed wheel."""
-    return f"segment_logging {segment_logging.__version__} from {Path(segment_logging.__file__).parent}"
 
 
 @pytest.fixture
