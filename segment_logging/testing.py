@@ -517,6 +517,8 @@ class SegmentServer:
 
 @dataclass(frozen=True)
 class _Answer:
+    """An answer to send: a status, a JSON object or plain text, and extra headers."""
+
     status: int
     payload: dict[str, Any] | str
     headers: dict[str, str] = field(default_factory=dict)
