@@ -195,7 +195,7 @@ class Sink:
 
 
 def read_chunked(reader: Any) -> bytes:
-    parts = []
+    parts: list[bytes] = []
     while True:
         size = int(reader.readline(65537).split(b";")[0], 16)
         if size == 0:

@@ -21,19 +21,10 @@ PEER_DEFAULT_QUEUE = 10_000
 """The peer's own default ``max_queue_size``, for the row that counts what a burst loses at defaults."""
 
 
-class Ours:
-    """SegmentHandler on a logger of its own, at default settings unless told otherwise."""
+class _OnALogger:
+    """The hot loops, on ``self.logger``: shared by our handler and the logging module's floor."""
 
-    name = "ours"
-
-    def __init__(self, url: str, **options: Any) -> None:
-        from segment_logging import SegmentHandler
-
-        self.handler = SegmentHandler(WRITE_KEY, host=url, **options)
-        self.logger = logging.getLogger("bench.segment")
-        self.logger.addHandler(self.handler)
-        self.logger.setLevel(logging.INFO)
-        self.logger.propagate = False
+    logger: logging.Logger
 
     def loop(self, start: int, stop: int) -> None:
         info = self.logger.info
@@ -81,6 +72,21 @@ class Ours:
             durations[n] = clock() - began
         return durations
 
+
+class Ours(_OnALogger):
+    """SegmentHandler on a logger of its own, at default settings unless told otherwise."""
+
+    name = "ours"
+
+    def __init__(self, url: str, **options: Any) -> None:
+        from segment_logging import SegmentHandler
+
+        self.handler = SegmentHandler(WRITE_KEY, host=url, **options)
+        self.logger = logging.getLogger("bench.segment")
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+
     def drain(self) -> None:
         self.handler.flush(120)
 
@@ -92,7 +98,7 @@ class Ours:
         return len(self.handler._queue._intake)
 
 
-class NullFloor:
+class NullFloor(_OnALogger):
     """The same call with only a ``logging.NullHandler``: the logging module's floor."""
 
     name = "null"

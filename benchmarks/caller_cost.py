@@ -41,7 +41,8 @@ def main() -> None:
 
     from _subjects import NullFloor, Ours, Peer
 
-    subjects = [NullFloor(), Ours(args.url), Peer(args.url)]
+    ours = Ours(args.url)
+    subjects: list[NullFloor | Ours | Peer] = [NullFloor(), ours, Peer(args.url)]
     results: dict[str, dict[str, list[float]]] = {
         s.name: {"wall_us": [], "cpu_us": [], "until_sent_us": []} for s in subjects
     }
@@ -66,7 +67,7 @@ def main() -> None:
             "calls": args.calls,
             "rounds": args.rounds,
             "results": results,
-            "sent_by_ours": subjects[1].stats(),
+            "sent_by_ours": ours.stats(),
             "sink_messages": delivered["messages"],
             "sink_unique_ids": delivered["unique_ids"],
         }

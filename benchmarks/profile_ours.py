@@ -6,7 +6,7 @@ Not part of ``run.py``'s table; run it when changing the hot path::
 
 It starts the loopback sink in a subprocess, logs the burst with cProfile on
 the calling thread, and with a second cProfile inside the worker thread (by
-wrapping ``EventQueue._run`` in this process only), then prints both profiles sorted
+wrapping the thread's target, ``_worker._work``, in this process only), then prints both profiles sorted
 by own time, plus the garbage collector's passes during the burst.
 """
 
@@ -19,6 +19,7 @@ import pstats
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,16 +42,16 @@ def main() -> None:
     from segment_logging import _worker
 
     worker_profile = cProfile.Profile()
-    original_run = _worker.EventQueue._run
+    original_work = _worker._work
 
-    def profiled_run(self: _worker.EventQueue) -> None:
+    def profiled_work(ref: weakref.ReferenceType[_worker.EventQueue]) -> None:
         worker_profile.enable()
         try:
-            original_run(self)
+            original_work(ref)
         finally:
             worker_profile.disable()
 
-    _worker.EventQueue._run = profiled_run  # type: ignore[method-assign]
+    _worker._work = profiled_work  # the worker thread's target, looked up when the thread starts
     passes: list[tuple[int, float]] = []
     started: list[float] = []
 

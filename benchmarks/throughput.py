@@ -47,7 +47,7 @@ def orjson_active(lib: str) -> bool:
         return False
     from segment_logging import _json
 
-    return _json.orjson is not None
+    return getattr(_json, "orjson", None) is not None
 
 
 def main() -> None:

@@ -24,6 +24,12 @@ It also serves HTTPS when given an ``ssl_context``, and accepts requests
 addressed to it as an HTTP forward proxy (``POST http://host/v1/batch``), so
 tests can check TLS verification and proxy settings.
 
+In process, without a socket: :meth:`SegmentServer.transport` gives an
+``httpx.MockTransport`` that judges, records and fails requests the same way::
+
+    server = SegmentServer()  # not started
+    handler = SegmentHandler(server.write_key, host="http://127.0.0.1", transport=server.transport())
+
 Modes, for testing a set-up against each kind of endpoint:
 
 * ``SegmentServer()``: Segment (JSON answers, 400 for an over-size body);
@@ -59,6 +65,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import httpx
 
 from ._clock import monotonic
 
@@ -215,7 +223,7 @@ class SegmentServer:
         """The OAuth server's base URL (``oauth_auth_server``): the token endpoint is ``/token`` under it."""
         return self.url.removesuffix(self.path_prefix) + "/oauth"
 
-    def oauth_options(self) -> dict[str, str]:
+    def oauth_options(self) -> dict[str, Any]:
         """The ``oauth_*`` options a client needs to authenticate with this server's OAuth mode."""
         if self.oauth is None:
             raise RuntimeError("the server was not started with oauth=True")
@@ -225,6 +233,54 @@ class SegmentServer:
             "oauth_key_id": self.oauth.key_id,
             "oauth_auth_server": self.oauth_url,
         }
+
+    def transport(self) -> httpx.MockTransport:
+        """The same fake, in process: an ``httpx.MockTransport`` that answers as this server would.
+
+        Pass it as the ``transport`` option (or to an ``httpx.Client``) to test without a
+        socket; the server need not be started. Requests to any host reach it, and it
+        judges, records and fails them exactly like the HTTP server: ``requests``,
+        ``messages``, ``events()``, ``fail_next()`` and the other faults all apply. A
+        dropped connection raises ``httpx.RemoteProtocolError``, as a real one does; a
+        delay or :meth:`pause` blocks the calling thread (with an ``httpx.AsyncClient``,
+        the event loop). Example::
+
+            server = SegmentServer()  # not started: no port, no thread
+            handler = SegmentHandler(
+                server.write_key, host="http://127.0.0.1", transport=server.transport()
+            )
+
+        Returns:
+            A new transport; any number may share one server.
+        """
+
+        def handle(request: httpx.Request) -> httpx.Response:
+            headers = {name.lower(): value for name, value in request.headers.items()}
+            target = request.url.raw_path.decode("ascii")
+            if request.method == "GET":
+                if self._pages is None:
+                    status, content_type, data = 404, *_encode_payload({"error": "not found"})
+                else:
+                    status, content_type, data = self._pages(target, headers)
+                return httpx.Response(status, headers={"Content-Type": content_type}, content=data)
+            if request.method != "POST":
+                return httpx.Response(501, text=f"Unsupported method ({request.method!r})")
+            raw = request.read()
+            self._begin()
+            try:
+                answer = self._answer_post(target, headers, raw)
+            finally:
+                self._end()
+            if answer is None:
+                raise httpx.RemoteProtocolError(
+                    "Server disconnected without sending a response.", request=request
+                )
+            content_type, data = _encode_payload(answer.payload)
+            return httpx.Response(
+                answer.status, headers={"Content-Type": content_type, **answer.headers}, content=data
+            )
+
+        return httpx.MockTransport(handle)
 
     # -- faults ---------------------------------------------------------------------
 
@@ -414,6 +470,36 @@ class SegmentServer:
                 return 400, f"batch[{index}]: {problem}", body
         return 200, "", body
 
+    def _answer_post(self, target: str, headers: dict[str, str], raw: bytes) -> _Answer | None:
+        """How to answer a POST to ``target``, recorded; None: drop the connection without an answer.
+
+        Shared by the HTTP server and :meth:`transport`. ``headers`` have lower-case names.
+        """
+        # A forward proxy request names the whole URL; serve it as the proxy and the origin.
+        path = urllib.parse.urlsplit(target).path
+        if self.oauth is not None and path == "/oauth/token":
+            status, payload = self.oauth.token(headers, raw)
+            return _Answer(status, payload)
+        if path != self.path_prefix + "/v1/batch":
+            return _Answer(404, {"error": "not found"})
+        self._hold()
+        fault = self._next_fault()
+        if fault is not None:
+            if fault.delay:
+                self._stopping.wait(fault.delay)
+            if fault.drop:
+                self._record(Request(0, headers, None, fault, "dropped", target=target))
+                return None
+            if fault.status is not None:
+                self._record(Request(fault.status, headers, None, fault, "injected", target=target))
+                extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+                return _Answer(fault.status, {"error": "injected fault"}, extra)
+        status, reason, body = self._judge(headers, raw)
+        self._record(Request(status, headers, body, fault, reason, target=target))
+        if self.mode == "rudderstack":
+            return _Answer(status, "OK" if status == 200 else reason)
+        return _Answer(status, {"success": True} if status == 200 else {"error": reason})
+
     def _record(self, request: Request) -> None:
         with self._lock:
             if request.status == 200 and request.body is not None:
@@ -427,6 +513,22 @@ class SegmentServer:
         for listener in listeners:
             with contextlib.suppress(Exception):  # a listener's bug must not break the server
                 listener(request)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An answer to send: a status, a JSON object or plain text, and extra headers."""
+
+    status: int
+    payload: dict[str, Any] | str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _encode_payload(payload: dict[str, Any] | str) -> tuple[str, bytes]:
+    """(content type, body) for an answer: JSON for a dict, plain text for a string."""
+    if isinstance(payload, str):
+        return "text/plain; charset=utf-8", payload.encode()
+    return "application/json", json.dumps(payload).encode()
 
 
 def _check_message(message: object) -> str:
@@ -527,44 +629,19 @@ def _make_handler(server: SegmentServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            # A forward proxy request names the whole URL; serve it as the proxy and the origin.
-            path = urllib.parse.urlsplit(self.path).path
-            if server.oauth is not None and path == "/oauth/token":
-                status, payload = server.oauth.token(headers, raw)
-                self._answer(status, payload)
+            answer = server._answer_post(self.path, headers, raw)
+            if answer is None:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            if path != server.path_prefix + "/v1/batch":
-                self._answer(404, {"error": "not found"})
-                return
-            server._hold()
-            fault = server._next_fault()
-            if fault is not None:
-                if fault.delay:
-                    server._stopping.wait(fault.delay)
-                if fault.drop:
-                    server._record(Request(0, headers, None, fault, "dropped", target=self.path))
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                if fault.status is not None:
-                    server._record(Request(fault.status, headers, None, fault, "injected", target=self.path))
-                    extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-                    self._answer(fault.status, {"error": "injected fault"}, extra)
-                    return
-            status, reason, body = server._judge(headers, raw)
-            server._record(Request(status, headers, body, fault, reason, target=self.path))
-            if server.mode == "rudderstack":
-                self._answer(status, "OK" if status == 200 else reason)
-            else:
-                self._answer(status, {"success": True} if status == 200 else {"error": reason})
+            self._answer(answer.status, answer.payload, answer.headers)
 
         def _answer(
             self, status: int, payload: dict[str, Any] | str, extra: dict[str, str] | None = None
         ) -> None:
-            text = isinstance(payload, str)
-            data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+            content_type, data = _encode_payload(payload)
             self.send_response(status)
-            self.send_header("Content-Type", "text/plain; charset=utf-8" if text else "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for name, value in (extra or {}).items():
                 self.send_header(name, value)

@@ -6,6 +6,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_take_batch_splits_to_stay_under_budget() -> None:
 
 def test_is_due_triggers() -> None:
     """Due when full by count or bytes, when the interval passed, or when urgent; never when empty."""
-    common = {"max_size": 10, "max_bytes": 10_000, "interval": 0.5}
+    common: dict[str, Any] = {"max_size": 10, "max_bytes": 10_000, "interval": 0.5}
     assert not is_due(count=0, pieces_bytes=0, oldest=None, now=9, urgent=True, **common)
     assert is_due(count=10, pieces_bytes=10, oldest=0, now=0, urgent=False, **common)
     assert is_due(count=1, pieces_bytes=10_000, oldest=0, now=0, urgent=False, **common)

@@ -630,8 +630,9 @@ def test_async_unexpected_transport_error_is_retried(server: SegmentServer) -> N
 @pytest.mark.parametrize(
     ("build", "option"),
     [
-        (lambda: Batcher(max_batch_size=float("inf")), "max_batch_size"),
-        (lambda: Batcher(max_batch_bytes="big"), "max_batch_bytes"),
+        # Wrong types on purpose: callers without a type checker get a ValueError naming the option.
+        (lambda: Batcher(max_batch_size=float("inf")), "max_batch_size"),  # type: ignore[arg-type]
+        (lambda: Batcher(max_batch_bytes="big"), "max_batch_bytes"),  # type: ignore[arg-type]
         (
             lambda: AsyncAutoBatcher(
                 AsyncHttpClient("http://127.0.0.1:1"), Batcher(), "k", flush_interval=float("inf")

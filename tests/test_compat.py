@@ -36,7 +36,7 @@ from segment_logging._compat import (
     slots_fixed,
     warn_from_caller,
 )
-from segment_logging._transport import check_host
+from segment_logging._endpoint import check_host
 
 Script = Callable[..., "Popen[str]"]
 

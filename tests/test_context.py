@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import structlog
 
 import segment_logging
 from segment_logging import SegmentHandler, Track, bind, bound, clear_bound, unbind
@@ -225,6 +224,9 @@ def test_bound_values_are_captured_on_the_calling_thread(
 
 def test_structlog_processor_reads_the_binding(make_handler: MakeHandler, server: SegmentServer) -> None:
     """SegmentProcessor merges the binding the same way: ids when the event names none, properties under."""
+    pytest.importorskip("structlog", reason="the structlog extra is not installed")
+    import structlog
+
     processor = SegmentProcessor(server.write_key, host=server.url, shutdown_timeout=2.0)
     structlog.configure(processors=[processor, structlog.processors.KeyValueRenderer()])
     log = structlog.get_logger()

@@ -1,4 +1,4 @@
-"""Fork and interpreter exit (issue 4, points 4 and 7).
+"""Fork and interpreter exit: no event sent twice across a fork, none lost at exit.
 
 Every scenario runs in a fresh interpreter (``sys.executable -c script``), so
 pytest's own threads play no part in the fork, and a hang fails the test on the

@@ -1,4 +1,4 @@
-"""Bad input, fuzzed (issue 4, point 8): whatever the values, emit never raises and Segment
+"""Bad input, fuzzed: whatever the values, emit never raises and Segment
 only ever receives valid JSON under its limits.
 
 One fake server and one handler serve every example; the fake server answers

@@ -527,9 +527,16 @@ def test_host_with_a_path_is_refused() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"), [("false", False), ("True", True), ("0", False), ("yes", True)]
 )
-def test_gzip_from_config_text(text: str, expected: bool, make_handler: MakeHandler) -> None:
-    """gzip accepts true/false text, as INI and YAML configs give it."""
-    assert make_handler(gzip=text)._queue._http.gzip is expected
+def test_gzip_from_config_text(
+    text: str, expected: bool, make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """gzip accepts true/false text, as INI and YAML configs give it: the request is compressed or not."""
+    handler = make_handler(gzip=text)
+    logger.addHandler(handler)
+    logger.info("Signup", extra=_signup())
+    assert handler.flush(5)
+    (request,) = server.requests
+    assert (request.headers.get("content-encoding") == "gzip") is expected
 
 
 def test_two_handlers_for_one_source_send_once(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import importlib.util
 import json
 import re
 import types
@@ -16,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segment_logging import InvalidMessage
-from segment_logging._json import dumps, dumps_stdlib, orjson, sanitize, short_repr
+from segment_logging._json import dumps, dumps_stdlib, sanitize, short_repr
 
 
 class Color(enum.Enum):
@@ -106,7 +107,9 @@ def test_lone_surrogate_falls_back_to_stdlib() -> None:
     assert json.loads(dumps({"k": "\ud800"})) == {"k": "\ud800"}
 
 
-@pytest.mark.skipif(orjson is None, reason="orjson is not installed (a CPython dependency)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("orjson") is None, reason="orjson (a CPython dependency) is not installed"
+)
 def test_orjson_is_used_when_installed() -> None:
     """With orjson (installed by default on CPython), non-ASCII text is written as UTF-8, not escaped."""
     assert dumps({"k": "é"}) == '{"k":"é"}'.encode()

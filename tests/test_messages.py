@@ -9,7 +9,7 @@ import inspect
 import pickle
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -294,11 +294,12 @@ def test_format_timestamp_refuses_what_segment_would_reject(moment: Any) -> None
 def test_errors_show_user_values_cut_short() -> None:
     """An error message built from a huge user value shows only its head and its length."""
     huge = "x" * 1_000_000
-    for build in (
+    builds: tuple[Callable[[], object], ...] = (
         lambda: Track(user_id="u", event="E", timestamp=huge),
         lambda: from_metadata({"type": huge, "user_id": "u"}, "E"),
         lambda: from_metadata({huge: 1, "user_id": "u"}, "E"),
-    ):
+    )
+    for build in builds:
         with pytest.raises(ValueError, match=r"…\(1,000,000 chars\)") as caught:
             build()
         assert len(str(caught.value)) < 300

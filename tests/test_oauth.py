@@ -126,7 +126,7 @@ def test_invalid_oauth_options_are_refused(
     """A bad OAuth option is a ValueError naming it, and never repeats the key's text."""
     options = {**oauth_server.oauth_options(), **override}
     with pytest.raises(ValueError, match=option) as caught:
-        SegmentHandler("k", host=oauth_server.url, **options)  # type: ignore[arg-type]
+        SegmentHandler("k", host=oauth_server.url, **options)
     assert "not a key" not in str(caught.value)
 
 

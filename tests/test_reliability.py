@@ -1,4 +1,4 @@
-"""Reliability (issue 4): outages, chaos, back-pressure, re-configuration, deadlocks, exact stats.
+"""Reliability: outages, chaos, back-pressure, re-configuration, deadlocks, exact stats.
 
 Everything goes over real HTTP on loopback to the fake Segment server, whose
 fault injection plays the outage. Scenarios that change process-wide logging
@@ -51,7 +51,10 @@ def _run_script(script: str, *args: str, timeout: float = 30) -> subprocess.Comp
 def test_outage_then_recovery_delivers_every_event_once(
     make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
 ) -> None:
-    """Segment answers 500/503 for a second, then recovers: every event arrives once, none fails."""
+    """Segment answers 500/503 for a second, then recovers: every event arrives once, none fails.
+
+    How many attempts fall inside the second depends on the backoff's jitter and the machine's
+    speed, so only the first answer (500) and the recovery (200) are certain."""
     handler = make_handler(max_batch_size=50, flush_interval=0.05, max_retry_time=10)
     logger.addHandler(handler)
     server.fail_for(1.0, statuses=(500, 503))
@@ -60,7 +63,7 @@ def test_outage_then_recovery_delivers_every_event_once(
     assert handler.flush(15)
     assert _numbers(server.messages) == list(range(300))
     assert len(set(server.message_ids())) == 300
-    assert {500, 503, 200} <= {r.status for r in server.requests}
+    assert {500, 200} <= {r.status for r in server.requests}
     stats = handler.stats()
     assert stats["retried"] > 0
     assert {k: v for k, v in stats.items() if k != "retried"} == {

@@ -1,4 +1,4 @@
-"""Security (issue 4, point 9): the write key stays secret, TLS stays verified, proxies follow httpx.
+"""Security: the write key stays secret, TLS stays verified, proxies follow httpx.
 
 TLS tests serve the fake Segment over HTTPS with a throw-away self-signed
 certificate made by the ``openssl`` command (skipped where it is missing).

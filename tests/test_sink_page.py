@@ -186,7 +186,7 @@ def test_rejected_batches_show_with_the_reason(browser: WebDriver, sink: Sink) -
     assert httpx.post(f"{sink.url}/v1/batch", json=batch, auth=("k", "")).status_code == 400
     browser.get(sink.url + "/")
     (row,) = _wait_rows(browser, 1)
-    assert "rejected" in row.get_attribute("class").split()
+    assert "rejected" in (row.get_attribute("class") or "").split()
     assert row.find_element(By.CLASS_NAME, "name").text.startswith(
         "400 batch[0]: userId or anonymousId is required"
     )

@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+pytest.importorskip("structlog", reason="the structlog extra is not installed")
+
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from segment_logging import SegmentHandler
 from segment_logging.testing import SegmentServer
 
 
@@ -20,6 +23,7 @@ def _post(
     key: str | None = None,
     raw: bytes | None = None,
     compress: bool = False,
+    client: httpx.Client | None = None,
 ) -> httpx.Response:
     token = base64.b64encode(f"{key or server.write_key}:".encode()).decode()
     headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
@@ -27,6 +31,8 @@ def _post(
     if compress:
         data = gzip.compress(data)
         headers["Content-Encoding"] = "gzip"
+    if client is not None:  # the in-process form: any host reaches the transport
+        return client.post("http://127.0.0.1/v1/batch", content=data, headers=headers)
     return httpx.post(f"{server.url}/v1/batch", content=data, headers=headers)
 
 
@@ -44,7 +50,7 @@ def test_accepts_valid_batch_plain_and_gzip(server: SegmentServer) -> None:
     assert server.message_ids() == ["m1", "m1"]
 
 
-@pytest.mark.parametrize(
+REJECTED = pytest.mark.parametrize(
     ("body", "reason"),
     [
         (_batch({"type": "track", "event": "E"}), "userId or anonymousId"),
@@ -57,6 +63,9 @@ def test_accepts_valid_batch_plain_and_gzip(server: SegmentServer) -> None:
         (_batch(*[{**TRACK, "properties": {"x": "y" * 20_000}}] * 30), "over 500000"),
     ],
 )
+
+
+@REJECTED
 def test_rejects_what_segment_rejects(server: SegmentServer, body: Any, reason: str) -> None:
     """Missing fields, unknown types and over-size bodies get a 400 naming the reason."""
     response = _post(server, body)
@@ -141,3 +150,78 @@ def test_unknown_mode_is_refused() -> None:
     """A mode the server does not know is a ValueError."""
     with pytest.raises(ValueError, match="mode"):
         SegmentServer(mode="posthog")
+
+
+# -- in process: the MockTransport form ---------------------------------------------------------------
+
+
+@pytest.fixture
+def in_process() -> Iterator[tuple[SegmentServer, httpx.Client]]:
+    """A server that is never started, and a client whose transport is that server's in-process form."""
+    server = SegmentServer()
+    with httpx.Client(transport=server.transport()) as client:
+        yield server, client
+
+
+def test_transport_accepts_and_records_without_a_socket(
+    in_process: tuple[SegmentServer, httpx.Client],
+) -> None:
+    """The in-process form answers 200 to a valid batch, plain or gzip, and records it; no port is open."""
+    server, client = in_process
+    assert _post(server, _batch(TRACK), client=client).json() == {"success": True}
+    assert _post(server, _batch(TRACK), compress=True, client=client).status_code == 200
+    assert server.message_ids() == ["m1", "m1"]
+    assert server.requests[0].target == "/v1/batch"
+    with pytest.raises(RuntimeError, match="not started"):
+        _ = server.url
+
+
+@REJECTED
+def test_transport_rejects_what_segment_rejects(
+    in_process: tuple[SegmentServer, httpx.Client], body: Any, reason: str
+) -> None:
+    """The in-process form judges with the same limits and rules as the HTTP server."""
+    server, client = in_process
+    response = _post(server, body, client=client)
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert server.messages == []
+
+
+def test_transport_refuses_a_wrong_key_and_unknown_paths(
+    in_process: tuple[SegmentServer, httpx.Client],
+) -> None:
+    """A wrong write key is a 401 and any path but /v1/batch a 404, as over HTTP."""
+    server, client = in_process
+    assert _post(server, _batch(TRACK), key="wrong", client=client).status_code == 401
+    assert client.post("http://127.0.0.1/v1/track", json={}).status_code == 404
+    assert client.get("http://127.0.0.1/").status_code == 404
+
+
+def test_transport_injects_faults_in_order(in_process: tuple[SegmentServer, httpx.Client]) -> None:
+    """fail_next and drop_next apply to the in-process form too; a drop raises httpx's own error."""
+    server, client = in_process
+    server.fail_next(1, status=429, retry_after="0")
+    server.drop_next(1)
+    first = _post(server, _batch(TRACK), client=client)
+    assert (first.status_code, first.headers["Retry-After"]) == (429, "0")
+    with pytest.raises(httpx.RemoteProtocolError):
+        _post(server, _batch(TRACK), client=client)
+    assert _post(server, _batch(TRACK), client=client).status_code == 200
+    assert [r.status for r in server.requests] == [429, 0, 200]
+
+
+def test_handler_delivers_through_the_transport(new_logger: Callable[[], logging.Logger]) -> None:
+    """A SegmentHandler given the transport delivers to the unstarted server, retrying its faults."""
+    server = SegmentServer()
+    server.fail_next(1, status=503, retry_after="0")
+    handler = SegmentHandler(
+        server.write_key, host="http://127.0.0.1", transport=server.transport(), shutdown_timeout=2.0
+    )
+    log = new_logger()
+    log.addHandler(handler)
+    log.info("Signup", extra={"segment": {"user_id": "u1"}})
+    assert handler.flush(10)
+    handler.close()
+    assert [event["userId"] for event in server.events("Signup")] == ["u1"]
+    assert [r.status for r in server.requests] == [503, 200]

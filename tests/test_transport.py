@@ -561,7 +561,7 @@ def test_async_client_works_from_a_second_event_loop(server: SegmentServer) -> N
     assert len(server.messages) == 2
 
 
-# -- issue 12: Segment's 2026 behaviour -------------------------------------------------------------
+# -- Segment's 2026 behaviour: X-Retry-Count, statuses not retried, 413 splits, path prefixes -------
 
 
 def test_retry_count_header_counts_retries(server: SegmentServer) -> None:

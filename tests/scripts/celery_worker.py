@@ -13,8 +13,10 @@ from celery_app import app
 
 @worker_ready.connect
 def say_ready(**kwargs: object) -> None:
-    sys.__stdout__.write("ready\n")  # Celery redirects sys.stdout to its logger
-    sys.__stdout__.flush()
+    stdout = sys.__stdout__  # Celery redirects sys.stdout to its logger
+    assert stdout is not None
+    stdout.write("ready\n")
+    stdout.flush()
 
 
 if __name__ == "__main__":

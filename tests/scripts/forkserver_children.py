@@ -2,7 +2,7 @@
 
 The handler is configured at import, as an application's logging set-up is, so
 each child builds its own when it imports this module as ``__mp_main__``.
-Usage: ``forkserver_children.py METHOD process|pool`` with ``SEGMENT_HOST`` and
+Usage: ``forkserver_children.py forkserver|spawn process|pool`` with ``SEGMENT_HOST`` and
 ``SEGMENT_WRITE_KEY`` set.
 """
 
@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import sys
+from multiprocessing.context import ForkServerContext, SpawnContext
 
 from segment_logging import SegmentHandler
 
@@ -27,7 +28,11 @@ def child(index: int) -> int:
 
 def main() -> None:
     method, shape = sys.argv[1], sys.argv[2]
-    context = multiprocessing.get_context(method)
+    context: ForkServerContext | SpawnContext
+    if method == "forkserver":
+        context = multiprocessing.get_context("forkserver")
+    else:
+        context = multiprocessing.get_context("spawn")
     if shape == "process":
         processes = [context.Process(target=child, args=(index,)) for index in range(4)]
         for process in processes:
