@@ -36,11 +36,12 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._batch import body_size, take_batch
+from ._clock import monotonic
 
 _LINE = b"\n"
 
@@ -254,6 +255,29 @@ class Spool:
 
     # -- the worker's operations -------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        """A ``sqlite3`` error inside becomes a :class:`SpoolError` that names the file."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise SpoolError(f"{self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock: ``BEGIN IMMEDIATE``, the deferred deletes, the body,
+        ``COMMIT``; rolled back on any error, a ``sqlite3`` one raised as :class:`SpoolError`."""
+        with self._lock, self._named_errors():
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._apply_deletes(db)
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                _rollback(db)
+                raise
+
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             raise SpoolError(f"{self.path}: not open")
@@ -270,35 +294,24 @@ class Spool:
         waiting = deque(pieces)
         while waiting:
             rows.append(take_batch(waiting, max_size=max_size, max_bytes=max_bytes))
-        with self._lock:
-            try:
-                db = self._conn()
-                now = time.time()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._apply_deletes(db)
-                    room = self.max_bytes - self._size(db)
-                    kept: list[bytes] = []
-                    stored = 0
-                    for row in rows:
-                        body = _LINE.join(row)
-                        room -= len(body) + _ROW_OVERHEAD
-                        if room < 0:
-                            break  # the spool is full: this batch and the later ones are dropped
-                        kept.append(body)
-                        stored += len(row)
-                    db.executemany(
-                        "INSERT INTO batches (source, created, events, body) VALUES (?, ?, ?, ?)",
-                        [(self.source, now, body.count(_LINE) + 1, body) for body in kept],
-                    )
-                    db.execute("COMMIT")
-                except BaseException:
-                    _rollback(db)
-                    raise
-            except sqlite3.Error as exc:
-                raise SpoolError(f"{self.path}: {exc}") from exc
+        with self._transaction() as db:
+            now = time.time()
+            room = self.max_bytes - self._size(db)
+            kept: list[bytes] = []
+            stored = 0
+            for row in rows:
+                body = _LINE.join(row)
+                room -= len(body) + _ROW_OVERHEAD
+                if room < 0:
+                    break  # the spool is full: this batch and the later ones are dropped
+                kept.append(body)
+                stored += len(row)
+            db.executemany(
+                "INSERT INTO batches (source, created, events, body) VALUES (?, ?, ?, ?)",
+                [(self.source, now, body.count(_LINE) + 1, body) for body in kept],
+            )
             self.count += stored
-            return stored
+        return stored
 
     def _count(self, db: sqlite3.Connection) -> int:
         row = db.execute(
@@ -324,41 +337,29 @@ class Spool:
         Raises:
             SpoolError: the database could not be read or written.
         """
-        with self._lock:
-            try:
-                db = self._conn()
-                now = time.time()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._apply_deletes(db)
-                    if time.monotonic() >= self._next_takeover:
-                        self._next_takeover = time.monotonic() + _TAKEOVER_EVERY
-                        self._take_over_dead(db, now)
-                    rows = db.execute(
-                        "SELECT id, body, created FROM batches WHERE source = ? AND lease_until < ? "
-                        "ORDER BY id LIMIT ?",
-                        (self.source, now, batches * 4),
-                    ).fetchall()
-                    if not rows:
-                        db.execute("COMMIT")
-                        return []
-                    taken = _group(rows, max_size=max_size, max_bytes=max_bytes, batches=batches)
-                    ids = [i for leased in taken for i in leased.ids]
-                    # The rows selected are those of the range that match: one statement leases them.
-                    db.execute(
-                        "UPDATE batches SET lease_until = ?, owner = ? "
-                        "WHERE id BETWEEN ? AND ? AND source = ? AND lease_until < ?",
-                        (now + LEASE, self._owner, ids[0], ids[-1], self.source, now),
-                    )
-                    db.execute("COMMIT")
-                except BaseException:
-                    _rollback(db)
-                    raise
-            except sqlite3.Error as exc:
-                raise SpoolError(f"{self.path}: {exc}") from exc
+        with self._transaction() as db:
+            now = time.time()
+            if monotonic() >= self._next_takeover:
+                self._next_takeover = monotonic() + _TAKEOVER_EVERY
+                self._take_over_dead(db, now)
+            rows = db.execute(
+                "SELECT id, body, created FROM batches WHERE source = ? AND lease_until < ? "
+                "ORDER BY id LIMIT ?",
+                (self.source, now, batches * 4),
+            ).fetchall()
+            if not rows:
+                return []
+            taken = _group(rows, max_size=max_size, max_bytes=max_bytes, batches=batches)
+            ids = [i for leased in taken for i in leased.ids]
+            # The rows selected are those of the range that match: one statement leases them.
+            db.execute(
+                "UPDATE batches SET lease_until = ?, owner = ? "
+                "WHERE id BETWEEN ? AND ? AND source = ? AND lease_until < ?",
+                (now + LEASE, self._owner, ids[0], ids[-1], self.source, now),
+            )
             self._leased = ids
-            self._renewed = time.monotonic()
-            return taken
+            self._renewed = monotonic()
+        return taken
 
     def _take_over_dead(self, db: sqlite3.Connection, now: float) -> None:
         holders = db.execute(
@@ -372,16 +373,14 @@ class Spool:
     def renew(self) -> None:
         """Extend the lease of the batch in hand (at most every quarter of a lease)."""
         with self._lock:
-            if not self._leased or time.monotonic() - self._renewed < _RENEW_EVERY:
+            if not self._leased or monotonic() - self._renewed < _RENEW_EVERY:
                 return
-            try:
+            with self._named_errors():
                 self._conn().executemany(
                     "UPDATE batches SET lease_until = ? WHERE id = ? AND owner = ?",
                     [(time.time() + LEASE, i, self._owner) for i in self._leased],
                 )
-            except sqlite3.Error as exc:
-                raise SpoolError(f"{self.path}: {exc}") from exc
-            self._renewed = time.monotonic()
+            self._renewed = monotonic()
 
     def delete(self, leased: Leased) -> None:
         """Delete delivered (or given-up) batches this process holds, with the next transaction.
@@ -416,25 +415,13 @@ class Spool:
         with self._lock:
             if not self._deletes:
                 return
-            try:
-                db = self._conn()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._apply_deletes(db)
-                    db.execute("COMMIT")
-                except BaseException:
-                    _rollback(db)
-                    raise
-            except sqlite3.Error as exc:
-                raise SpoolError(f"{self.path}: {exc}") from exc
+            with self._transaction():
+                pass  # the deferred deletes are applied first in every transaction
 
     def release(self, ids: Sequence[int]) -> None:
         """Give rows back, to be sent later (by this process or another)."""
-        with self._lock:
-            try:
-                self._release(ids)
-            except sqlite3.Error as exc:
-                raise SpoolError(f"{self.path}: {exc}") from exc
+        with self._lock, self._named_errors():
+            self._release(ids)
 
     def _release(self, ids: Sequence[int]) -> None:
         self._conn().executemany(
@@ -454,36 +441,22 @@ class Spool:
         Raises:
             SpoolError: the database could not be read or written.
         """
-        with self._lock:
-            try:
-                db = self._conn()
-                now = time.time()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._apply_deletes(db)
-                    rows = db.execute(
-                        "SELECT id, body FROM batches WHERE source = ? AND created < ? AND lease_until < ?",
-                        (self.source, now - self.max_age, now),
-                    ).fetchall()
-                    db.executemany("DELETE FROM batches WHERE id = ?", [(row[0],) for row in rows])
-                    db.execute("COMMIT")
-                except BaseException:
-                    _rollback(db)
-                    raise
-            except sqlite3.Error as exc:
-                raise SpoolError(f"{self.path}: {exc}") from exc
+        with self._transaction() as db:
+            now = time.time()
+            rows = db.execute(
+                "SELECT id, body FROM batches WHERE source = ? AND created < ? AND lease_until < ?",
+                (self.source, now - self.max_age, now),
+            ).fetchall()
+            db.executemany("DELETE FROM batches WHERE id = ?", [(row[0],) for row in rows])
             pieces = [piece for row in rows for piece in row[1].split(_LINE)]
             self.count = max(0, self.count - len(pieces))
-            return pieces
+        return pieces
 
     def recount(self) -> int:
         """Count this source's rows anew (other processes deliver and add rows too)."""
         self.sync()
-        with self._lock:
-            try:
-                self.count = self._count(self._conn())
-            except sqlite3.Error as exc:
-                raise SpoolError(f"{self.path}: {exc}") from exc
+        with self._lock, self._named_errors():
+            self.count = self._count(self._conn())
             return self.count
 
 
