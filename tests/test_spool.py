@@ -352,7 +352,7 @@ def test_a_read_only_directory_falls_back_to_memory(server: SegmentServer, tmp_p
 def test_a_full_disk_falls_back_to_memory(script: Script, server: SegmentServer, spool: Path) -> None:
     """Writes to the spool fail once the file may not grow (RLIMIT_FSIZE, as on a full disk):
     every event is still delivered, from memory, and the fall-back is reported once."""
-    status, stdout, stderr = finish(script("spool_disk_full.py", str(spool), "600"), timeout=60)
+    status, stdout, stderr = finish(script("spool_bad_path.py", str(spool), "600", "64000"), timeout=60)
     assert status == 0, stderr
     result = json.loads(stdout)
     assert result["flushed"] is True
