@@ -91,6 +91,7 @@ def script(server: SegmentServer) -> Iterator[Callable[..., subprocess.Popen[str
             process_env.pop("COVERAGE_PROCESS_START", None)
         process = subprocess.Popen(
             [sys.executable, "-W", "ignore:This process:DeprecationWarning", str(SCRIPTS / name), *args],
+            stdin=subprocess.PIPE,  # for a script the test talks to; closed by communicate()
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
