@@ -69,8 +69,12 @@ SCRIPTS = Path(__file__).parent / "scripts"
 """Programs the tests run in their own interpreter: exit, signals and fork need a process of their own."""
 
 
+Script = Callable[..., "subprocess.Popen[str]"]
+"""The ``script`` fixture: start ``tests/scripts/NAME`` with arguments (and ``extra_env=``)."""
+
+
 @pytest.fixture
-def script(server: SegmentServer) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+def script(server: SegmentServer) -> Iterator[Script]:
     """Start ``tests/scripts/NAME`` with SEGMENT_HOST and SEGMENT_WRITE_KEY pointing at ``server``.
 
     Returns a started ``Popen`` (text mode, stdout and stderr piped); the test

@@ -15,11 +15,9 @@ import threading
 import types
 import warnings
 import weakref
-from collections.abc import Callable
-from subprocess import Popen
 
 import pytest
-from conftest import finish
+from conftest import Script, finish
 
 from segment_logging import Alias, Group, Identify, Page, Screen, Track
 from segment_logging._compat import (
@@ -37,8 +35,6 @@ from segment_logging._compat import (
     warn_from_caller,
 )
 from segment_logging._endpoint import check_host
-
-Script = Callable[..., "Popen[str]"]
 
 
 def _record() -> logging.LogRecord:

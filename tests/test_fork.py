@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import finish
+from conftest import Script, finish
 
 from segment_logging.testing import SegmentServer
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
-
-Script = Callable[..., "subprocess.Popen[str]"]
 
 
 def _run(script: Script, scenario: str, timeout: float = 30) -> list[dict[str, Any]]:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import Script, finish
 from freezegun import freeze_time
 
 from segment_logging import InvalidMessage, MessageTooLarge, SegmentHandler, Track
@@ -401,47 +399,26 @@ def test_eight_threads_nothing_lost_or_duplicated(
     assert handler.stats()["sent"] == 4000
 
 
-def _run_script(
-    script: str, *args: str, timeout: float = 30
-) -> tuple[subprocess.CompletedProcess[str], float]:
-    started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return done, time.monotonic() - started
-
-
-EXIT_SCRIPT = """
-    import logging, sys
-    from segment_logging import SegmentHandler
-    wait = float(sys.argv[3])
-    handler = SegmentHandler(sys.argv[1], host=sys.argv[2], flush_interval=3600, shutdown_timeout=wait,
-                             timeout=wait * 10)
-    logging.getLogger().addHandler(handler)
-    for i in range(250):
-        logging.getLogger("app").warning("Signup", extra={"segment": {"user_id": f"u{i}"}})
-    print("logged", flush=True)
-"""
-
-
-def test_delivery_at_interpreter_exit(server: SegmentServer) -> None:
+def test_delivery_at_interpreter_exit(script: Script, server: SegmentServer) -> None:
     """Events still queued at normal exit are delivered without any flush call."""
-    done, _ = _run_script(EXIT_SCRIPT, server.write_key, server.url, "5")
-    assert done.returncode == 0, done.stderr
+    status, _, stderr = finish(script("exit_delivery.py", "5"))
+    assert status == 0, stderr
     assert len(server.messages) == 250
     assert len(set(server.message_ids())) == 250
 
 
-def test_exit_is_bounded_when_segment_never_answers(black_hole: str) -> None:
+def test_exit_is_bounded_when_segment_never_answers(script: Script, black_hole: str) -> None:
     """With Segment hanging, exit waits about shutdown_timeout, not the request timeout, and reports it."""
-    done, elapsed = _run_script(EXIT_SCRIPT, "key", black_hole, "0.5")
-    assert done.returncode == 0, done.stderr
+    started = time.monotonic()
+    process = script(
+        "exit_delivery.py", "0.5", extra_env={"SEGMENT_HOST": black_hole, "SEGMENT_WRITE_KEY": "key"}
+    )
+    status, _, stderr = finish(process)
+    elapsed = time.monotonic() - started
+    assert status == 0, stderr
     assert elapsed < 0.5 + 4, f"exit took {elapsed:.1f}s"
-    assert "not delivered" in done.stderr
-    assert "key" not in done.stderr.replace("segment", "")
+    assert "not delivered" in stderr
+    assert "key" not in stderr.replace("segment", "")
 
 
 def test_write_key_is_never_shown(

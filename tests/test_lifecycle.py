@@ -18,14 +18,13 @@ from subprocess import Popen
 
 import httpx
 import pytest
-from conftest import SCRIPTS, finish, wait_for_line
+from conftest import SCRIPTS, Script, finish, wait_for_line
 
 import segment_logging
 from segment_logging import SegmentHandler
 from segment_logging.structlog import SegmentProcessor
 from segment_logging.testing import SegmentServer
 
-Script = Callable[..., "Popen[str]"]
 needs_fork = pytest.mark.skipif(sys.platform == "win32", reason="needs fork and POSIX signals")
 
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
-import textwrap
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import Script, finish
 
 from segment_logging import DeliveryError, InvalidMessage, SegmentHandler
 from segment_logging.testing import ErrorRecorder, Fault, SegmentServer
@@ -35,14 +33,9 @@ def _numbers(messages: list[dict[str, Any]]) -> list[int]:
     return sorted(m["properties"]["n"] for m in messages)
 
 
-def _run_script(script: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` in a fresh interpreter; a hang fails the test through ``timeout``."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def _run_script(script: Script, name: str, timeout: float = 30) -> tuple[int, str, str]:
+    """Run ``tests/scripts/NAME``; a hang fails the test through ``timeout``."""
+    return finish(script(name), timeout=timeout)
 
 
 # -- 1. outage and recovery ----------------------------------------------------------------------
@@ -227,43 +220,16 @@ def test_full_queue_drops_counts_warns_once_and_never_blocks(
 
 # -- 5. re-configuration ------------------------------------------------------------------------------
 
-DICTCONFIG_AGAIN = """
-    import logging, logging.config, sys
-    key, url = sys.argv[1], sys.argv[2]
 
-    def config():
-        return {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {"segment": {
-                "class": "segment_logging.SegmentHandler", "write_key": key, "host": url,
-                "flush_interval": 3600, "shutdown_timeout": 5,
-            }},
-            "root": {"handlers": ["segment"], "level": "INFO"},
-        }
-
-    app = logging.getLogger("app")
-    logging.config.dictConfig(config())
-    old = logging.getLogger().handlers[0]
-    for i in range(50):
-        app.info("Before", extra={"segment": {"user_id": f"u{i}"}})
-    logging.config.dictConfig(config())  # closes `old` while holding logging's lock
-    new = logging.getLogger().handlers[0]
-    assert new is not old
-    for i in range(50):
-        app.info("After", extra={"segment": {"user_id": f"u{i}"}})
-    old.close()  # already closed: waits for its worker to finish delivering
-    print(new.flush(5), old.stats()["sent"], new.stats()["sent"])
-"""
-
-
-def test_dictconfig_again_closes_old_handler_which_still_delivers(server: SegmentServer) -> None:
+def test_dictconfig_again_closes_old_handler_which_still_delivers(
+    script: Script, server: SegmentServer
+) -> None:
     """A second dictConfig() closes the old handler without raising or hanging; what it held
     is still delivered, and the new handler takes over."""
-    done = _run_script(DICTCONFIG_AGAIN, server.write_key, server.url)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "50", "50"]
-    assert done.stderr == ""
+    status, stdout, stderr = _run_script(script, "dictconfig_again.py")
+    assert status == 0, stderr
+    assert stdout.split() == ["True", "50", "50"]
+    assert stderr == ""
     assert len(server.events("Before")) == len(server.events("After")) == 50
     assert len(set(server.message_ids())) == 100
 
@@ -284,31 +250,14 @@ def test_handler_removed_and_added_again_keeps_working(
     assert [m["event"] for m in server.messages] == ["First", "Second"]
 
 
-SHUTDOWN_TWICE = """
-    import logging, sys
-    from segment_logging import SegmentHandler
-    handler = SegmentHandler(sys.argv[1], host=sys.argv[2], flush_interval=3600, shutdown_timeout=5)
-    app = logging.getLogger("app")
-    app.addHandler(handler)
-    app.setLevel(logging.INFO)
-    for i in range(20):
-        app.info("Signup", extra={"segment": {"user_id": f"u{i}"}})
-    logging.shutdown()
-    logging.shutdown()
-    for i in range(3):
-        app.info("Late", extra={"segment": {"user_id": "late"}})
-    print(handler.stats()["sent"], handler.stats()["dropped"])
-"""
-
-
-def test_logging_shutdown_twice_then_logging_again(server: SegmentServer) -> None:
+def test_logging_shutdown_twice_then_logging_again(script: Script, server: SegmentServer) -> None:
     """logging.shutdown() twice delivers once and does not raise or hang; records logged after
     it are dropped with a single warning (on stderr: no other handler would show it)."""
-    done = _run_script(SHUTDOWN_TWICE, server.write_key, server.url)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["20", "3"]
-    assert done.stderr.count("logged after close()") == 1, done.stderr
-    assert done.stderr.count("\n") == 1, done.stderr
+    status, stdout, stderr = _run_script(script, "shutdown_twice.py")
+    assert status == 0, stderr
+    assert stdout.split() == ["20", "3"]
+    assert stderr.count("logged after close()") == 1, stderr
+    assert stderr.count("\n") == 1, stderr
     assert len(server.events("Signup")) == 20
     assert server.events("Late") == []
 
@@ -338,79 +287,16 @@ def test_records_after_close_get_one_clear_warning(
 
 # -- 6. no deadlocks -------------------------------------------------------------------------------
 
-NO_DEADLOCK = """
-    import json, logging, logging.config, sys, threading, warnings
-    key, url = sys.argv[1], sys.argv[2]
 
-    class TagEverything(logging.Filter):
-        # Makes every record an event, so httpx's or httpcore's records would be shipped if let
-        # in. (segment_logging's own warnings: see test_library_warnings_are_never_shipped.)
-        def filter(self, record):
-            if getattr(record, "segment", None) is None and record.name != "segment_logging":
-                record.segment = {"anonymous_id": "tagged", "properties": {"logger": record.name}}
-            return True
-
-    def config():
-        return {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "filters": {"tag": {"()": TagEverything}},
-            "handlers": {
-                "segment": {
-                    "class": "segment_logging.SegmentHandler", "write_key": key, "host": url,
-                    "filters": ["tag"], "flush_interval": 0.01, "max_batch_size": 20,
-                    "max_retry_time": 0.3, "timeout": 1, "shutdown_timeout": 0.5,
-                },
-                "stderr": {"class": "logging.StreamHandler", "level": "DEBUG"},
-            },
-            "loggers": {"httpx": {"level": "DEBUG"}, "httpcore": {"level": "DEBUG"}},
-            "root": {"handlers": ["segment", "stderr"], "level": "DEBUG"},
-        }
-
-    logging.config.dictConfig(config())
-    logging.captureWarnings(True)
-    first = logging.getLogger().handlers[0]
-    app = logging.getLogger("app")
-    stop = threading.Event()
-
-    def produce(worker):
-        for i in range(3000):
-            if stop.is_set():
-                break
-            app.info("AppEvent", extra={"segment": {"user_id": f"{worker}-{i}"}})
-            if i == 100:
-                warnings.warn("app warning")
-
-    producers = [threading.Thread(target=produce, args=(w,)) for w in range(2)]
-    for t in producers:
-        t.start()
-    calls = [
-        threading.Thread(target=first.flush, args=(2,), name="flush"),
-        threading.Thread(target=logging.config.dictConfig, args=(config(),), name="dictConfig"),
-        threading.Thread(target=first.close, name="close"),
-    ]
-    for t in calls:
-        t.start()
-    for t in calls:
-        t.join(15)
-    stuck = [t.name for t in calls if t.is_alive()]
-    stop.set()
-    for t in producers:
-        t.join(15)
-    stuck += ["producer" for t in producers if t.is_alive()]
-    print(json.dumps(stuck), flush=True)
-"""
-
-
-def test_no_deadlock_under_debug_logging_with_segment_failing(server: SegmentServer) -> None:
+def test_no_deadlock_under_debug_logging_with_segment_failing(script: Script, server: SegmentServer) -> None:
     """Root at DEBUG with the handler on it, httpx/httpcore at DEBUG, warnings captured, Segment
     failing: flush(), close() and dictConfig() from other threads all finish, and no record of
     httpx's or httpcore's (the handler's own traffic) is ever shipped."""
     server.fail_randomly(0.5, seed=6, faults=(Fault(status=500), Fault(drop=True)))
-    done = _run_script(NO_DEADLOCK, server.write_key, server.url, timeout=40)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout) == [], done.stderr[-3000:]
-    assert "HTTP Request: POST" in done.stderr or "messages not delivered" in done.stderr
+    status, stdout, stderr = _run_script(script, "no_deadlock.py", timeout=40)
+    assert status == 0, stderr[-3000:]
+    assert json.loads(stdout) == [], stderr[-3000:]
+    assert "HTTP Request: POST" in stderr or "messages not delivered" in stderr
     assert server.wait_idle(5)
     shipped = Counter(m.get("properties", {}).get("logger", "app") for m in server.messages)
     assert shipped["app"] > 0  # the test did run traffic through a failing server
@@ -418,55 +304,13 @@ def test_no_deadlock_under_debug_logging_with_segment_failing(server: SegmentSer
     assert not [m for m in server.messages if m.get("event", "").startswith("HTTP Request")]
 
 
-SHUTDOWN_RACES_DICTCONFIG = """
-    import logging, logging.config, os, sys, threading, time
-    key, url = sys.argv[1], sys.argv[2]
-
-    def config():
-        return {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "handlers": {"segment": {
-                "class": "segment_logging.SegmentHandler", "write_key": key, "host": url,
-                "shutdown_timeout": 0.5, "flush_interval": 0.01,
-            }},
-            "root": {"handlers": ["segment"], "level": "INFO"},
-        }
-
-    logging.config.dictConfig(config())
-    handler = logging.getLogger().handlers[0]
-    logging.getLogger("app").info("Held", extra={"segment": {"user_id": "u"}})
-    shutdown = threading.Thread(target=logging.shutdown, name="shutdown")
-    shutdown.start()
-
-    def waiting_in_shutdown():
-        # logging.shutdown() is on the thread's stack, and the thread is blocked in threading.
-        frame, codes = sys._current_frames().get(shutdown.ident), []
-        while frame is not None:
-            codes.append(frame.f_code)
-            frame = frame.f_back
-        return logging.shutdown.__code__ in codes and codes[0].co_filename == threading.__file__
-
-    give_up = time.monotonic() + 3
-    while not waiting_in_shutdown() and time.monotonic() < give_up:
-        time.sleep(0.005)  # sleep-ok: nothing signals that another thread is blocked in close()
-    reconfig = threading.Thread(target=logging.config.dictConfig, args=(config(),), name="dictConfig")
-    reconfig.start()
-    deadline = time.monotonic() + 1.5  # both finish in about shutdown_timeout unless deadlocked
-    for t in (shutdown, reconfig):
-        t.join(max(0.0, deadline - time.monotonic()))
-    print(" ".join(t.name for t in (shutdown, reconfig) if t.is_alive()) or "none", flush=True)
-    os._exit(0)  # a deadlocked logging.shutdown() would hang the exit too
-"""
-
-
-def test_logging_shutdown_racing_dictconfig_does_not_deadlock(server: SegmentServer) -> None:
+def test_logging_shutdown_racing_dictconfig_does_not_deadlock(script: Script, server: SegmentServer) -> None:
     """logging.shutdown() on one thread while dictConfig() runs on another, Segment hanging: both
     finish (close() must not wait on the worker while holding the handler's lock)."""
     server.pause()
-    done = _run_script(SHUTDOWN_RACES_DICTCONFIG, server.write_key, server.url)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["none"], done.stderr
+    status, stdout, stderr = _run_script(script, "shutdown_races_dictconfig.py")
+    assert status == 0, stderr
+    assert stdout.split() == ["none"], stderr
 
 
 class TagEverything(logging.Filter):

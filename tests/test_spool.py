@@ -21,17 +21,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from subprocess import Popen
 from typing import Any
 
 import pytest
-from conftest import SCRIPTS, finish, wait_for_line
+from conftest import SCRIPTS, Script, finish, wait_for_line
 
 from segment_logging import SegmentHandler
 from segment_logging._spool import Spool, SpoolError, source_token
 from segment_logging.testing import SegmentServer
 
-Script = Callable[..., "Popen[str]"]
 MakeHandler = Callable[..., SegmentHandler]
 needs_posix = pytest.mark.skipif(sys.platform == "win32", reason="needs fork and POSIX signals")
 
