@@ -7,15 +7,12 @@ import datetime
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import Script, finish
 
 pytest.importorskip("structlog", reason="the structlog extra is not installed")
 
@@ -518,32 +515,9 @@ def test_processor_shares_the_handlers_queue(
 # -- exit and the example ---------------------------------------------------------------------
 
 
-def _env_without_key() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "SEGMENT_WRITE_KEY"}
-
-
-def test_delivery_at_interpreter_exit(server: SegmentServer) -> None:
+def test_delivery_at_interpreter_exit(script: Script, server: SegmentServer) -> None:
     """A script that configures the processor, logs and exits without flushing still delivers."""
-    script = textwrap.dedent(
-        f"""
-        import structlog
-        from segment_logging.structlog import SegmentProcessor
-
-        structlog.configure(processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            SegmentProcessor({server.write_key!r}, host={server.url!r}, flush_interval=60),
-            structlog.processors.JSONRenderer(),
-        ])
-        log = structlog.get_logger()
-        for number in range(3):
-            log.info("Signup", segment={{"user_id": f"u{{number}}"}})
-        log.bind(user_id="u9").info("Upgraded", plan="team", segment=True)
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=_env_without_key()
-    )
-    assert done.returncode == 0, done.stderr
+    status, _, stderr = finish(script("structlog_exit.py"), timeout=60)
+    assert status == 0, stderr
     assert server.wait_for(4, timeout=5)
     assert sorted(m["userId"] for m in server.messages) == ["u0", "u1", "u2", "u9"]
