@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Script, finish
 from doc_blocks import all_blocks
 
 from segment_logging import SegmentHandler
@@ -364,47 +363,12 @@ def test_a_failure_says_when_delivery_had_not_finished(server: SegmentServer, lo
         handler.close()
 
 
-FORK_SCRIPT = """
-import logging, os, sys
-from segment_logging import SegmentHandler
-
-real_url, fake_url, fake_key = sys.argv[1:4]
-handler = SegmentHandler("real-key", host=real_url, shutdown_timeout=5, timeout=5)
-log = logging.getLogger("app")
-log.addHandler(handler)
-log.setLevel(logging.INFO)
-restore = handler._queue.redirect(fake_url, fake_key)  # what segment_events does
-log.info("Parent", extra={"segment": {"user_id": "p"}})
-assert handler.flush(5)
-pid = os.fork()
-if pid == 0:
-    log.info("Child", extra={"segment": {"user_id": "c"}})
-    os._exit(0 if handler.flush(5) else 1)
-_, status = os.waitpid(pid, 0)
-restore()
-handler.close()
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
-def test_a_forked_child_stays_redirected(server: SegmentServer, real_segment: SegmentServer) -> None:
+def test_a_forked_child_stays_redirected(
+    script: Script, server: SegmentServer, real_segment: SegmentServer
+) -> None:
     """A child forked during a captured test (multiprocessing, a pre-fork server) sends to the fake too."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "ignore:This process:DeprecationWarning",  # Python 3.12+ warns on forking with threads
-            "-c",
-            FORK_SCRIPT,
-            real_segment.url,
-            server.url,
-            server.write_key,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    status, _, stderr = finish(script("redirected_fork.py", real_segment.url), timeout=60)
+    assert status == 0, stderr
     assert sorted(m["event"] for m in server.messages) == ["Child", "Parent"]
     assert real_segment.requests == []
