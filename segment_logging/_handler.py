@@ -19,10 +19,11 @@ from ._compat import (
 )
 from ._context import current as bound_context
 from ._diagnostics import worker_threads
+from ._encoding import unformatted
 from ._options import Options, RawEvent, Settings
 from ._structlog_events import structlog_fields
 from ._values import capture_fields, capture_metadata
-from ._worker import EventQueue, unformatted
+from ._worker import EventQueue
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

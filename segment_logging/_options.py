@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 ErrorCallback = Callable[[Exception, list[Any]], object]
 """Called with an InvalidMessage or a DeliveryError and the messages concerned."""
 RawEvent = tuple[object, str, float, str, "Mapping[str, Any] | None"]
-"""What a front end hands over: (metadata, log message, created, logger name, extra fields)."""
+"""What a front end hands over: (metadata, log message, created, logger name, extra fields).
+
+A plain tuple, not a NamedTuple: the logging call builds one per event, and a NamedTuple's
+constructor costs it about ten times more (about 0.4 against 0.04 microseconds here)."""
 
 
 class _ClientOptions(TypedDict):

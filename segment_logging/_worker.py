@@ -1,9 +1,10 @@
 """The queue every front end feeds: bounded, with one worker thread and one connection pool.
 
 Callers only append a small tuple to a deque (:meth:`EventQueue.submit`). The
-worker thread turns each into a message, encodes it once, groups the encoded
-pieces into batches (rules in ``_batch``) and sends them (``_transport``),
-retrying per ``_retry``. While it waits (for the interval, or before a retry)
+worker thread encodes each once (``_encoding``), keeps the pieces in a backlog
+(``_backlog``, with the rule that says a batch is due) and sends them
+(``_transport``), retrying per ``_retry``; problems are reported by ``_reporting``
+and, with a spool, batches wait on disk (``_spooling``). While it waits (for the interval, or before a retry)
 it keeps encoding what arrives, so the queue holds compact bytes, not dicts.
 
 What happens at exit, on SIGTERM and after fork is decided in ``_lifecycle``;
@@ -34,39 +35,19 @@ from collections.abc import Callable
 from . import _lifecycle
 from ._auth import WriteKey
 from ._backlog import Backlog, Flush
-from ._batch import encode_captured, encode_message, encode_wire, wake_worker
+from ._batch import wake_worker
 from ._clock import monotonic
 from ._compat import holding_logging_lock
 from ._deadline import meanwhile
 from ._diagnostics import flush_reports, plural, report, worker_threads
+from ._encoding import encode_raw
 from ._errors import DeliveryError, InvalidMessage
-from ._messages import from_metadata, plain_track_wire
 from ._options import RawEvent, Settings, resolve_send, resolve_write_key
 from ._reporting import Reporter, given_metadata
 from ._spooling import SPOOL_CHUNK, Spooling
 from ._sync import Wakeup
 from ._transport import Delivery, HttpClient
 from ._values import restore
-
-
-class UnformattedMessage(str):
-    """The log message of a record whose ``msg % args`` failed: its text unformatted.
-
-    The event is sent if its metadata names it; otherwise it is reported as
-    invalid with ``error``, and counted.
-    """
-
-    __slots__ = ("error",)
-
-    error: str
-
-
-def unformatted(text: str, error: BaseException) -> UnformattedMessage:
-    """An :class:`UnformattedMessage` for ``text`` whose formatting raised ``error``."""
-    message = UnformattedMessage(text)
-    message.error = f"{type(error).__name__}: {error}"
-    return message
-
 
 _held: set[EventQueue] = set()
 """EventQueues with events their idle (or starting) worker has not picked up yet: kept alive until it does,
@@ -401,38 +382,15 @@ class EventQueue(Spooling):
         self._settle_flushes()
 
     def _encode(self, item: RawEvent) -> None:
-        metadata, name, created, _, extra = item
         try:
-            if type(name) is UnformattedMessage:
-                piece = self._encode_unformatted(item, name)
-            else:
-                captured = encode_captured(metadata, name, created)
-                wire = None if captured is not None else plain_track_wire(metadata, name, created)
-                if captured is not None:
-                    piece = captured
-                elif wire is not None:
-                    piece = encode_wire(wire)
-                else:
-                    piece = encode_message(from_metadata(restore(metadata), name, extra), created)
-        except Exception as exc:  # noqa: BLE001 - bad input is reported, never raised
-            self._reject(exc if isinstance(exc, InvalidMessage) else InvalidMessage(str(exc)), item)
+            piece = encode_raw(item)
+        except InvalidMessage as exc:
+            self._reject(exc, item)
             return
         if not self._backlog.add(piece):  # it holds max_queue_bytes already
             self._overflowed += 1
             self._settled += 1
             self._reporter.overflowed(self._dropped + self._overflowed)
-
-    @staticmethod
-    def _encode_unformatted(item: RawEvent, name: UnformattedMessage) -> bytes:
-        """An event whose log message could not be formatted: fine if its metadata names it."""
-        metadata, _, created, _, extra = item
-        try:
-            return encode_message(from_metadata(restore(metadata), "", extra), created)
-        except InvalidMessage as exc:
-            raise InvalidMessage(
-                f"{exc}; the log message {name!s:.100} could not be formatted with its arguments "
-                f"({name.error})"
-            ) from exc
 
     def _reject(self, exc: InvalidMessage, item: RawEvent) -> None:
         metadata, name, _, origin, extra = item

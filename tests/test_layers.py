@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ),
     ("the logging handler", {"_handler"}),
     ("the queue and its worker thread", {"_worker"}),
-    ("what the queue uses", {"_lifecycle", "_reporting", "_backlog", "_batchers", "_spooling"}),
+    ("what the queue uses", {"_lifecycle", "_reporting", "_backlog", "_batchers", "_spooling", "_encoding"}),
     ("HTTP to Segment: the clients and their retry loop", {"_transport"}),
     ("one exchange: the request and what its answer means", {"_exchange"}),
     ("where requests go: host, path, redirects", {"_endpoint"}),
