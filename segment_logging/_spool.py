@@ -54,7 +54,8 @@ LEASE = 60.0
 """Seconds a batch taken for sending stays reserved to its process; renewed while it waits to retry."""
 _RENEW_EVERY = LEASE / 4
 _TAKEOVER_EVERY = 1.0
-"""Seconds between two looks for leases whose holder (a process on this machine) is dead."""
+"""Seconds between two looks for leases whose holder (a process on this machine) is dead, while
+free rows keep coming; a lease that finds none free looks at once."""
 _BUSY_TIMEOUT_MS = 10_000
 """How long a write waits for another process's transaction before giving up (and falling back)."""
 _ROW_OVERHEAD = 48
@@ -339,14 +340,15 @@ class Spool:
         """
         with self._transaction() as db:
             now = time.time()
-            if monotonic() >= self._next_takeover:
-                self._next_takeover = monotonic() + _TAKEOVER_EVERY
+            looked = monotonic() >= self._next_takeover
+            if looked:
                 self._take_over_dead(db, now)
-            rows = db.execute(
-                "SELECT id, body, created FROM batches WHERE source = ? AND lease_until < ? "
-                "ORDER BY id LIMIT ?",
-                (self.source, now, batches * 4),
-            ).fetchall()
+            rows = self._free(db, now, batches * 4)
+            if not rows and not looked:
+                # Nothing free: look for dead holders now, not up to a second later (an exit
+                # would end with a dead process's rows left behind).
+                self._take_over_dead(db, now)
+                rows = self._free(db, now, batches * 4)
             if not rows:
                 return []
             taken = _group(rows, max_size=max_size, max_bytes=max_bytes, batches=batches)
@@ -361,7 +363,16 @@ class Spool:
             self._renewed = monotonic()
         return taken
 
+    def _free(self, db: sqlite3.Connection, now: float, limit: int) -> list[Any]:
+        """This source's oldest rows (id, body, created) no one holds now."""
+        return db.execute(
+            "SELECT id, body, created FROM batches WHERE source = ? AND lease_until < ? ORDER BY id LIMIT ?",
+            (self.source, now, limit),
+        ).fetchall()
+
     def _take_over_dead(self, db: sqlite3.Connection, now: float) -> None:
+        """Free the rows held by processes of this machine that are gone (rate: _TAKEOVER_EVERY)."""
+        self._next_takeover = monotonic() + _TAKEOVER_EVERY
         holders = db.execute(
             "SELECT DISTINCT owner FROM batches WHERE source = ? AND lease_until >= ? AND owner != ?",
             (self.source, now, self._owner),

@@ -269,6 +269,30 @@ def test_four_processes_share_a_spool_and_one_is_killed_mid_burst(
     assert per_process["p0"] >= on_disk  # every event it had on disk (or sent) when it said so
 
 
+@needs_posix
+def test_rows_of_a_dead_holder_are_taken_over_at_once_when_nothing_else_is_free(spool: Path) -> None:
+    """A process that finds no free row looks for dead holders then, not up to a second later: a
+    survivor's exit that comes just after another process died must not leave the dead one's rows."""
+    source = source_token("key")
+    holder, survivor = Spool(path=str(spool), source=source), Spool(path=str(spool), source=source)
+    holder.open()
+    survivor.open()
+    try:
+        holder.store([b'{"i":1}', b'{"i":2}'], max_size=100, max_bytes=500_000)
+        assert holder.lease(max_size=100, max_bytes=500_000)
+        assert survivor.lease(max_size=100, max_bytes=500_000) == []  # held by a live process
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()  # its pid is no process's now: the holder "died"
+        with sqlite3.connect(spool) as db:
+            host, namespace, _, tag = db.execute("SELECT owner FROM batches").fetchone()[0].split("/")
+            db.execute("UPDATE batches SET owner = ?", (f"{host}/{namespace}/{gone.pid}/{tag}",))
+        taken = survivor.lease(max_size=100, max_bytes=500_000)  # at once: no second went by
+        assert [piece for batch in taken for piece in batch.pieces] == [b'{"i":1}', b'{"i":2}']
+    finally:
+        holder.close()
+        survivor.close()
+
+
 # -- promise 5: fork ------------------------------------------------------------------------------
 
 
