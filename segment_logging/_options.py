@@ -144,10 +144,6 @@ class Settings:
         check_option_names(owner, options, allowed)
         return cls(**options, **more)
 
-    def client(self) -> Settings:
-        """Only what a client reads (for a repr that does not list the queue's options)."""
-        return Settings(**{name: getattr(self, name) for name in CLIENT_OPTIONS | {"host"}})
-
 
 def number_option(name: str, value: object, *, minimum: float, maximum: float | None = None) -> float:
     """A float option, also accepted as a numeric str (dictConfig from YAML or INI)."""

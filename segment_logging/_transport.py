@@ -97,7 +97,7 @@ class _Sender:
     """What the sync and async clients share: options and the retry decision."""
 
     def _configure(self, settings: Settings, transport_type: type) -> None:
-        self.settings = settings = settings.client()
+        self.settings = settings
         self.path = check_path(settings.path)
         self.host = check_host(settings.host or os.environ.get("SEGMENT_HOST") or DEFAULT_HOST, self.path)
         self.timeout = settings.timeout

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import re
 import signal
 import socket
 import sys
@@ -348,7 +349,8 @@ def test_sigterm_with_segment_hanging_is_bounded_and_reported(
     process.send_signal(signal.SIGTERM)
     status, _, stderr = finish(process, timeout=20)
     assert status == -signal.SIGTERM, stderr
-    assert "5 events not delivered" in stderr
+    # The exit's report, or the worker's (its request ran out of shutdown_timeout): whichever comes first.
+    assert re.search(r"5 (events|messages) not delivered", stderr), stderr
 
 
 def test_a_handler_dropped_right_after_logging_still_delivers(
