@@ -159,10 +159,41 @@ def test_run_group(group: tuple[str, str], runs: dict[tuple[str, str], _Run]) ->
 _LINK = re.compile(r"\]\((?P<target>[^)#\s]+)(?:#[^)\s]*)?\)|^\[[^\]]+\]:\s*(?P<ref>\S+)", re.M)
 
 
-def test_the_readme_links_to_pages_that_exist() -> None:
-    """Every relative link of the README and of the docs pages names a file in the repository."""
+def docs_url() -> str:
+    """The docs site's address: pyproject's Documentation URL, which mkdocs.yml's site_url repeats."""
+    documentation = re.search(
+        r'^Documentation = "([^"]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.M
+    )
+    assert documentation is not None
+    url = documentation[1]
+    site_url = re.search(r"^site_url:\s*(\S+)", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.M)
+    assert site_url is not None
+    assert site_url[1] == url
+    return url
+
+
+def test_the_readme_links_only_to_addresses_that_work_on_pypi() -> None:
+    """The README is also the PyPI description, where a relative link leads nowhere: each link is
+    absolute, and each into the docs site names a page of docs/ (mkdocs serves NAME.md at NAME/)."""
+    url = docs_url()
+    wrong = []
+    for link in _LINK.finditer((ROOT / "README.md").read_text(encoding="utf-8")):
+        target = (link["target"] or link["ref"]).split("#")[0]
+        if not re.match(r"https?://", target):
+            wrong.append(f"relative: {target}")
+        elif target.startswith(url):
+            page = target[len(url) :].strip("/") or "index"
+            if not (ROOT / "docs" / f"{page}.md").exists():
+                wrong.append(f"no page docs/{page}.md: {target}")
+    assert not wrong
+
+
+def test_the_docs_link_to_pages_that_exist() -> None:
+    """Every relative link of the docs pages names a file in the repository."""
     missing = []
     for path in pages():
+        if path.name == "README.md":
+            continue
         for link in _LINK.finditer(path.read_text(encoding="utf-8")):
             target = (link["target"] or link["ref"]).split("#")[0]
             if not target or re.match(r"[a-z]+:", target):
