@@ -101,7 +101,8 @@ class Spooling:
             spool.close()
         self._spool_ready = False
         self._client_settings = self.settings
-        self._http = HttpClient._with(self._client_settings)
+        spool_client, self._http = self._http, HttpClient._with(self._client_settings)
+        spool_client.close()  # its connections: the worker (this thread) was its only user
         report(
             logging.WARNING,
             "segment-logging: the spool cannot be used (%s); events are kept in memory only from now on",
