@@ -417,6 +417,22 @@ def test_a_corrupt_spool_is_moved_aside_not_deleted(
     assert caplog.text.count("moved aside to") == 1
 
 
+@pytest.mark.skipif(
+    sys.version_info < (3, 13), reason="Python warns about unclosed SQLite connections from 3.13"
+)
+def test_no_sqlite_connection_is_left_unclosed(script: Script, tmp_path: Path) -> None:
+    """Spools used every way (delivering, moved aside, fallen back) leave no connection for the
+    garbage collector: pyproject ignores this warning for Django's connections, not for ours."""
+    process = script(
+        "spool_connections.py", str(tmp_path), extra_env={"PYTHONWARNINGS": "always::ResourceWarning"}
+    )
+    status, stdout, stderr = finish(process)
+    assert status == 0, stderr
+    assert stdout.strip() == "collected"
+    assert "unclosed database" not in stderr
+    assert "moved aside" in stderr  # the corrupt file was met (and reported)
+
+
 # -- promise 7: hygiene -------------------------------------------------------------------------
 
 
