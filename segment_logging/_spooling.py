@@ -33,8 +33,8 @@ SPOOL_CHUNK = 1000
 SPOOL_BATCHES = 10
 """Batches leased in one transaction (sent one after the other)."""
 SPOOL_POLL = 5.0
-"""Seconds between looks at a spool holding rows other processes lease (one of them may die)."""
-_IDLE: float | None = None
+"""Seconds between looks at the spool while this process has nothing of its own to send: rows other
+processes hold or add (one of them may die) are sent by whichever live process looks first."""
 
 
 class Spooling:
@@ -66,9 +66,9 @@ class Spooling:
         raise NotImplementedError
 
     def _reset_spool_state(self) -> None:
-        """(Re)initialise what a fork must not share: when to look in the spool next (None: at the
-        next event), whether it may hold rows to send now (flushes wait for them), the batch in hand."""
-        self._spool_due: float | None = 0.0
+        """(Re)initialise what a fork must not share: when to look in the spool next, whether it may
+        hold rows to send now (flushes wait for them), the batch in hand."""
+        self._spool_due = 0.0
         self._spool_ready = True
         self._spool_fresh = 0
         self._spool_swept = -1e9
@@ -76,6 +76,7 @@ class Spooling:
         self._leased: Leased | None = None
         self._in_hand: deque[Leased] = deque()  # leased with it, to be sent next
         self._leased_at = 0.0
+        self._spool_polling = False  # waiting only to look again: the worker may hold its queue weakly
 
     def _make_spool(self) -> Spool | None:
         """The spool the options ask for (no I/O yet), or None; with one, batches are kept, not given up."""
@@ -150,10 +151,11 @@ class Spooling:
         self._spool_fresh += stored
         now = monotonic()
         due = now if self._spool_fresh >= backlog.max_batch_size else now + backlog.interval
-        self._spool_due = due if self._spool_due is None else min(self._spool_due, due)
+        self._spool_due = min(self._spool_due, due)
+        self._spool_polling = False  # events of its own on disk: the worker waits for their batch
         self._spool_ready = True
 
-    def _spool_step(self) -> float | None:
+    def _spool_step(self) -> float:
         """A worker's turn with a spool: send a batch from disk if one is due; else how long to wait."""
         spool = self._spool
         assert spool is not None
@@ -161,20 +163,31 @@ class Spooling:
             return 0.0  # fell back: the next turn works from memory
         now = monotonic()
         urgent = self._backlog.flushing or self._stopping or self._hurried or self._deadline is not None
-        if self._spool_due is None and not urgent:
-            return _IDLE
-        if self._spool_due is not None and now < self._spool_due and not urgent:
+        polled, self._spool_polling = self._spool_polling, False
+        if now < self._spool_due and not urgent:
+            self._spool_polling = polled
             return self._spool_due - now
+        if polled and not urgent and not self._spool_fresh:
+            # A periodic look: a read first, the write transactions of a lease only when there are rows.
+            with contextlib.suppress(SpoolError):
+                spool.recount()
+            if not spool.count:
+                return self._poll_later(now)
         if self._send_spooled():
             return 0.0
         self._spool_ready = False  # nothing to send now: flushes waiting on the spool are done
         self._settle_flushes()
         with contextlib.suppress(SpoolError):
             spool.recount()
-        if self._spool_due is not None and self._spool_due > now:
+        if self._spool_due > now:
             return self._spool_due - now  # a batch kept after a failure: its retry is due then
-        self._spool_due = now + SPOOL_POLL if spool.count else None  # rows others hold: look again later
-        return _IDLE if self._spool_due is None else SPOOL_POLL
+        return self._poll_later(now)
+
+    def _poll_later(self, now: float) -> float:
+        """Nothing to send now: look again in SPOOL_POLL (rows others hold, or will leave behind)."""
+        self._spool_due = now + SPOOL_POLL
+        self._spool_polling = True
+        return SPOOL_POLL
 
     def _send_spooled(self) -> bool:
         """Lease a batch from disk and send it; False when none is free."""

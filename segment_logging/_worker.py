@@ -510,17 +510,22 @@ def _work(ref: weakref.ReferenceType[EventQueue]) -> None:
                 return
             if timeout == 0.0:
                 continue
-            queue._idle = timeout is _IDLE
+            # Idle: nothing of its own to send, waiting for an event (or, with a spool, to look again).
+            queue._idle = idle = timeout is _IDLE or queue._spool_polling
             queue._waiting = True  # before looking at the intake: submit() looks at it after appending
             if queue._intake or queue._stopping:
                 queue._waiting = False
                 continue
-            if timeout is _IDLE:
+            if idle:
+                spool = queue._spool
                 del queue
-                wake.wait()
+                wake.wait(timeout)
                 queue = ref()
-                if queue is None:
-                    return  # dropped by the application, with nothing left to send
+                if queue is None:  # dropped by the application, with nothing left to send
+                    if spool is not None:
+                        spool.close()
+                    return
+                del spool
                 _held.discard(queue)
             else:
                 wake.wait(timeout)

@@ -293,6 +293,28 @@ def test_rows_of_a_dead_holder_are_taken_over_at_once_when_nothing_else_is_free(
         survivor.close()
 
 
+@needs_posix
+def test_a_live_process_that_logs_nothing_sends_rows_left_by_another(
+    script: Script, server: SegmentServer, spool: Path
+) -> None:
+    """A process that went idle with an empty spool still looks at it every few seconds
+    (SPOOL_POLL): rows another process leaves behind and dies are delivered while it lives."""
+    idle = script("spool_idle.py", str(spool))
+    wait_for_line(idle, "idle")
+    writer = script(
+        "spool_writer.py", str(spool), "20", "sigkill", extra_env={"SEGMENT_HOST": closed_port_url()}
+    )
+    wait_for_line(writer, "spooled", timeout=20)
+    writer.kill()
+    finish(writer)
+    assert server.wait_for(21, timeout=30), server.messages
+    assert idle.poll() is None  # delivered by the live process, not by its exit
+    assert Counter(event["properties"]["index"] for event in server.events("Spooled")) == Counter(range(20))
+    status, _, stderr = finish(idle)
+    assert status == 0, stderr
+    assert rows(spool) == 0
+
+
 # -- promise 5: fork ------------------------------------------------------------------------------
 
 
@@ -417,18 +439,16 @@ def test_a_corrupt_spool_is_moved_aside_not_deleted(
     assert caplog.text.count("moved aside to") == 1
 
 
-@pytest.mark.skipif(
-    sys.version_info < (3, 13), reason="Python warns about unclosed SQLite connections from 3.13"
-)
-def test_no_sqlite_connection_is_left_unclosed(script: Script, tmp_path: Path) -> None:
-    """Spools used every way (delivering, moved aside, fallen back) leave no connection for the
-    garbage collector: pyproject ignores this warning for Django's connections, not for ours."""
+def test_spool_handlers_leave_no_connection_or_thread_behind(script: Script, tmp_path: Path) -> None:
+    """Spools used every way (delivering, moved aside, fallen back, dropped without close()) leave
+    no connection for the garbage collector (Python 3.13+ warns about one; pyproject ignores that
+    warning for Django's connections, not for ours), and a dropped handler's worker ends."""
     process = script(
         "spool_connections.py", str(tmp_path), extra_env={"PYTHONWARNINGS": "always::ResourceWarning"}
     )
     status, stdout, stderr = finish(process)
     assert status == 0, stderr
-    assert stdout.strip() == "collected"
+    assert stdout.strip() == "workers left: 0"
     assert "unclosed database" not in stderr
     assert "moved aside" in stderr  # the corrupt file was met (and reported)
 
