@@ -101,6 +101,7 @@ class EventQueue(Spooling):
         self._dropped = self._sent = self._failed = self._retried = self._invalid = 0
         self._overflowed = 0  # dropped by the worker: max_queue_bytes
         self._stopping = False
+        self._finished = False
         self._hurried = False
         self._deadline: float | None = None
         self._waiting = False
@@ -360,6 +361,9 @@ class EventQueue(Spooling):
         self._settle_flushes()
 
     def _finish(self) -> None:
+        if self._finished:
+            return  # a second close() (logging.shutdown() flushes closed handlers): nothing to do
+        self._finished = True
         self._run_inline(until=None)
         self._reporter.unreported_invalid(self._invalid)
         self._settle_flushes(everything=True)

@@ -65,3 +65,16 @@ def test_starlette_app_example_binds_each_request_user() -> None:
     assert "The fake Segment received 2 events by the time the app had shut down" in done.stdout
     assert '"userId": "u2", "event": "Upgraded", "properties": {"plan": "pro"}' in done.stdout
     assert done.stderr == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the example kills its first run with SIGKILL")
+def test_durable_spool_example_delivers_what_a_killed_process_left() -> None:
+    """durable_spool.py: a child logs while Segment is down and is SIGKILLed; the next process, with
+    only a handler on the same spool, delivers its three events."""
+    done = _run("durable_spool.py")
+    assert done.returncode == 0, done.stderr
+    assert "first run: 3 events in the spool; killed with SIGKILL now" in done.stdout
+    assert "first run ended by signal SIGKILL" in done.stdout
+    assert "The fake Segment received 3 events from the spool (0 left in it)" in done.stdout
+    assert '"userId": "u3", "event": "Signup", "properties": {"plan": "team"}' in done.stdout
+    assert done.stderr == ""

@@ -523,6 +523,22 @@ def test_the_worker_thread_opens_the_spool_never_the_logging_call(
     assert threading.get_ident() not in threads
 
 
+def test_a_closed_handler_never_opens_its_spool_again(
+    make_handler: MakeHandler, server: SegmentServer, spool: Path, log: logging.Logger
+) -> None:
+    """logging.shutdown() flushes handlers the application closed already: a second close() or a
+    flush() after close() neither recreates a spool file that was removed nor reports about it."""
+    handler = make_handler(spool=spool)
+    log_events(log, handler, 2)
+    handler.close()
+    assert len(server.events("Spooled")) == 2
+    for path in spool.parent.glob(f"{spool.name}*"):
+        path.unlink()
+    handler.close()
+    handler.flush()
+    assert not list(spool.parent.glob(f"{spool.name}*"))
+
+
 def test_past_spool_max_bytes_new_events_are_dropped_and_counted(
     make_handler: MakeHandler,
     server: SegmentServer,
