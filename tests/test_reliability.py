@@ -139,7 +139,7 @@ CHAOS = (
     Fault(status=500),
     Fault(status=429, retry_after="0"),
     Fault(drop=True),
-    Fault(delay=0.5),  # accepted after the client's 0.2 s timeout: Segment got it, the client never heard
+    Fault(delay=2.0),  # accepted after the client's 1 s timeout: Segment got it, the client never heard
 )
 
 
@@ -152,9 +152,9 @@ def test_chaos_every_event_arrives_duplicates_share_message_id(
     server.fail_next(1, status=500)  # one of each kind for certain, then a random 20%
     server.fail_next(1, status=429, retry_after="0")
     server.drop_next(1)
-    server.delay_next(1, seconds=0.5)
+    server.delay_next(1, seconds=2.0)
     server.fail_randomly(0.2, seed=4, faults=CHAOS)
-    handler = make_handler(max_batch_size=500, flush_interval=0.05, timeout=0.2, max_retry_time=30)
+    handler = make_handler(max_batch_size=500, flush_interval=0.05, timeout=1.0, max_retry_time=30)
     logger.addHandler(handler)
     for n in range(total):
         logger.info("Chaos", extra={"segment": {"anonymous_id": "a", "properties": {"n": n}}})
