@@ -18,18 +18,23 @@ import time
 from collections.abc import Callable
 
 
-def _real_monotonic() -> Callable[[], float]:
-    current = time.monotonic
+def _real(current: Callable[[], float], name: str) -> Callable[[], float]:
     if getattr(current, "__module__", "") == "freezegun.api":
-        real = getattr(sys.modules.get("freezegun.api"), "real_monotonic", None)
+        real = getattr(sys.modules.get("freezegun.api"), name, None)
         if callable(real):
             return real  # type: ignore[no-any-return]
     return current
 
 
-_REAL = (_real_monotonic(),)
+_REAL = (_real(time.monotonic, "real_monotonic"), _real(time.time, "real_time"))
 
 
 def monotonic() -> float:
     """Seconds from an arbitrary start, unaffected by time-freezing libraries."""
     return _REAL[0]()
+
+
+def wall() -> float:
+    """Seconds since the epoch, unaffected by time-freezing libraries: for the spool, whose rows
+    several processes compare (a row stamped with a frozen date would look hours old, or new)."""
+    return _REAL[1]()

@@ -248,7 +248,8 @@ def resolve_spool(spool: object) -> str | None:
         spool = os.fspath(spool)
     if not isinstance(spool, str) or not spool:
         raise ValueError(f"spool must be a file path (str or os.PathLike) or None, got {spool!r}")
-    return spool
+    # Made absolute now: a process that changes directory (and its forked children) keeps one file.
+    return os.path.abspath(os.path.expanduser(spool))
 
 
 def resolve_write_key(write_key: str | None, *, send: bool = True) -> WriteKey:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._batch import body_size, take_batch
-from ._clock import monotonic
+from ._clock import monotonic, wall
 
 _LINE = b"\n"
 
@@ -296,7 +296,7 @@ class Spool:
         while waiting:
             rows.append(take_batch(waiting, max_size=max_size, max_bytes=max_bytes))
         with self._transaction() as db:
-            now = time.time()
+            now = wall()
             room = self.max_bytes - self._size(db)
             kept: list[bytes] = []
             stored = 0
@@ -339,7 +339,7 @@ class Spool:
             SpoolError: the database could not be read or written.
         """
         with self._transaction() as db:
-            now = time.time()
+            now = wall()
             looked = monotonic() >= self._next_takeover
             if looked:
                 self._take_over_dead(db, now)
@@ -364,10 +364,12 @@ class Spool:
         return taken
 
     def _free(self, db: sqlite3.Connection, now: float, limit: int) -> list[Any]:
-        """This source's oldest rows (id, body, created) no one holds now."""
+        """This source's oldest rows (id, body, created) no one holds now, within ``max_age`` (older
+        ones, also those a dead holder had leased, are left to :meth:`expire`: failed, not sent)."""
         return db.execute(
-            "SELECT id, body, created FROM batches WHERE source = ? AND lease_until < ? ORDER BY id LIMIT ?",
-            (self.source, now, limit),
+            "SELECT id, body, created FROM batches WHERE source = ? AND lease_until < ? AND created >= ? "
+            "ORDER BY id LIMIT ?",
+            (self.source, now, now - self.max_age, limit),
         ).fetchall()
 
     def _take_over_dead(self, db: sqlite3.Connection, now: float) -> None:
@@ -382,14 +384,16 @@ class Spool:
                 db.execute("UPDATE batches SET lease_until = 0, owner = '' WHERE owner = ?", (owner,))
 
     def renew(self) -> None:
-        """Extend the lease of the batch in hand (at most every quarter of a lease)."""
+        """Extend the lease of the batch in hand (at most every quarter of a lease), and carry out
+        the deferred deletes (a long wait must not let a delivered batch's lease run out)."""
         with self._lock:
             if not self._leased or monotonic() - self._renewed < _RENEW_EVERY:
                 return
             with self._named_errors():
+                self._apply_deletes(self._conn())
                 self._conn().executemany(
                     "UPDATE batches SET lease_until = ? WHERE id = ? AND owner = ?",
-                    [(time.time() + LEASE, i, self._owner) for i in self._leased],
+                    [(wall() + LEASE, i, self._owner) for i in self._leased],
                 )
             self._renewed = monotonic()
 
@@ -435,6 +439,9 @@ class Spool:
             self._release(ids)
 
     def _release(self, ids: Sequence[int]) -> None:
+        # The deferred deletes first: a batch delivered before this one failed must not be left under
+        # a lease that runs out while this process waits to retry (another would send it again).
+        self._apply_deletes(self._conn())
         self._conn().executemany(
             "UPDATE batches SET lease_until = 0, owner = '' WHERE id = ? AND owner = ?",
             [(i, self._owner) for i in ids],
@@ -444,7 +451,7 @@ class Spool:
 
     def expired(self, created: float) -> bool:
         """Whether an event spooled at ``created`` (wall time) is past ``max_age``."""
-        return time.time() - created > self.max_age
+        return wall() - created > self.max_age
 
     def expire(self) -> list[bytes]:
         """Delete this source's free rows older than ``max_age``; their bodies, for the report.
@@ -453,7 +460,7 @@ class Spool:
             SpoolError: the database could not be read or written.
         """
         with self._transaction() as db:
-            now = time.time()
+            now = wall()
             rows = db.execute(
                 "SELECT id, body FROM batches WHERE source = ? AND created < ? AND lease_until < ?",
                 (self.source, now - self.max_age, now),

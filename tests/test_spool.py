@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import SCRIPTS, Script, finish, wait_for_line
+from freezegun import freeze_time
 
 from segment_logging import SegmentHandler
 from segment_logging._spool import Spool, SpoolError, source_token
@@ -204,6 +205,40 @@ def test_events_older_than_spool_max_age_are_failed_and_reported(
     assert handler.stats()["spooled"] == 0
 
 
+@pytest.mark.parametrize("frozen_at", ["2020-01-01", "2040-01-01"])
+def test_time_frozen_by_the_application_does_not_age_the_spool(
+    make_handler: MakeHandler, server: SegmentServer, spool: Path, log: logging.Logger, frozen_at: str
+) -> None:
+    """An application's test that freezes time (freezegun) years away still has its events sent
+    from the spool, not failed as too old: the spool's clock is the real one (rows are shared with
+    other processes); the events' own timestamps follow the frozen clock."""
+    server.fail_next(1, status=503)
+    with freeze_time(frozen_at):
+        handler = make_handler(spool=spool, max_retry_time=0.1, flush_interval=0.05)
+        log_events(log, handler, 5)
+        assert server.wait_for_requests(1)  # failed: the batch waits in the spool, stamped then
+    assert server.wait_for(5, timeout=15), handler.stats()  # retried once time runs again
+    assert handler.flush(10)
+    assert handler.stats()["failed"] == 0
+    assert delivered_indexes(server) == Counter(range(5))
+    assert all(event["timestamp"].startswith(frozen_at[:4]) for event in server.events())
+
+
+def test_rows_older_than_spool_max_age_are_never_sent_even_from_a_dead_holder(spool: Path) -> None:
+    """A row past spool_max_age is not leased (expire() fails and reports it), also when the
+    process that held it died with its lease on."""
+    store = Spool(path=str(spool), source=source_token("key"), max_age=60)
+    store.open()
+    try:
+        store.store([b'{"i":1}'], max_size=100, max_bytes=500_000)
+        with sqlite3.connect(spool) as db:
+            db.execute("UPDATE batches SET created = created - 61, lease_until = 0, owner = ''")
+        assert store.lease(max_size=100, max_bytes=500_000) == []
+        assert store.expire() == [b'{"i":1}']
+    finally:
+        store.close()
+
+
 # -- promise 3: exit never waits on a dead Segment --------------------------------------------
 
 
@@ -313,6 +348,23 @@ def test_a_live_process_that_logs_nothing_sends_rows_left_by_another(
     status, _, stderr = finish(idle)
     assert status == 0, stderr
     assert rows(spool) == 0
+
+
+def test_a_batch_delivered_before_a_failed_one_is_deleted_when_that_one_is_given_back(spool: Path) -> None:
+    """Two batches leased together, the first delivered (its delete deferred), the second failing:
+    giving the second back deletes the first at once, so it cannot outlive its lease while this
+    process waits to retry (and be sent again by another live process)."""
+    store = Spool(path=str(spool), source=source_token("key"))
+    store.open()
+    try:
+        store.store([b'{"i":1}', b'{"i":2}'], max_size=1, max_bytes=500_000)
+        first, second = store.lease(max_size=1, max_bytes=500_000, batches=2)
+        store.delete(first)
+        store.release(second.ids)
+        with sqlite3.connect(spool) as db:
+            assert db.execute("SELECT body, lease_until FROM batches").fetchall() == [(b'{"i":2}', 0)]
+    finally:
+        store.close()
 
 
 # -- promise 5: fork ------------------------------------------------------------------------------
@@ -559,6 +611,27 @@ def test_past_spool_max_bytes_new_events_are_dropped_and_counted(
     assert stats["dropped"] + stats["spooled"] == 400
     handler.close()
     assert "holds spool_max_bytes (60000 bytes)" in caplog.text
+
+
+def test_a_relative_spool_path_means_the_directory_current_at_construction(
+    make_handler: MakeHandler,
+    server: SegmentServer,
+    tmp_path: Path,
+    log: logging.Logger,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """spool="segment.db" is one file for the process and its children, whatever directory they
+    change to later; reports name it in full."""
+    (tmp_path / "first").mkdir()
+    (tmp_path / "later").mkdir()
+    monkeypatch.chdir(tmp_path / "first")
+    handler = make_handler(spool="segment.db")
+    monkeypatch.chdir(tmp_path / "later")
+    log_events(log, handler, 3)  # the worker opens the file now, after the change of directory
+    assert handler.flush(10)
+    assert delivered_indexes(server) == Counter(range(3))
+    assert (tmp_path / "first" / "segment.db").exists()
+    assert not (tmp_path / "later" / "segment.db").exists()
 
 
 def test_segment_spool_is_the_fallback(
