@@ -262,6 +262,9 @@ def _on_sigterm(signum: int, frame: object) -> None:
                 "ran out, or logging was being configured when the signal came)",
                 plural(left, "event"),
             )
+    for queue in live_queues():
+        queue.tell_on_disk()  # with a spool: what waits there for a later process
+    flush_reports()
     # Die of SIGTERM as without us (status 143), after delivering.
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)

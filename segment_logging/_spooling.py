@@ -77,6 +77,7 @@ class Spooling:
         self._in_hand: deque[Leased] = deque()  # leased with it, to be sent next
         self._leased_at = 0.0
         self._spool_polling = False  # waiting only to look again: the worker may hold its queue weakly
+        self._told_on_disk = False
 
     def _make_spool(self) -> Spool | None:
         """The spool the options ask for (no I/O yet), or None; with one, batches are kept, not given up."""
@@ -304,12 +305,25 @@ class Spooling:
             with contextlib.suppress(SpoolError):
                 left = spool.recount()
         spool.close()
-        if left:
-            report(
-                logging.WARNING,
-                "segment-logging: %s not delivered yet stay in the spool %s: they will be sent later (by "
-                "another process using it, the next one to start, or `python -m segment_logging drain %s`)",
-                plural(left, "event"),
-                spool.path,
-                spool.path,
-            )
+        self.tell_on_disk(left)
+
+    def tell_on_disk(self, left: int | None = None) -> None:
+        """Say once, at an ending, that ``left`` events (None: as last counted) stay in the spool.
+
+        Called by the worker as it closes the spool, and by the thread that ends the process
+        when it cannot wait for the worker (stuck in a request; SIGTERM's deadline passed).
+        """
+        spool = self._spool
+        left = spool.count if left is None and spool is not None else left
+        if spool is None or not left or self._told_on_disk:
+            return
+        self._told_on_disk = True
+        report(
+            logging.WARNING,
+            "segment-logging: %s not delivered yet stay in the spool %s (this process's, or of others "
+            "using it): they will be sent later, by a process using it, the next one to start, or "
+            "`python -m segment_logging drain %s`",
+            plural(left, "event"),
+            spool.path,
+            spool.path,
+        )

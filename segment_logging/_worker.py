@@ -252,9 +252,11 @@ class EventQueue(Spooling):
         if thread is not None and thread.is_alive() and thread.ident != threading.get_ident():
             assert self._deadline is not None
             thread.join(max(0.0, self._deadline - monotonic()) + 0.05)
-            if thread.is_alive() and self._accepted != self._settled:
+            if thread.is_alive():
                 # The worker is stuck in a request; it may still finish, so only report.
-                self._reporter.shutdown_ran_out(self._accepted - self._settled)
+                if self._accepted != self._settled:
+                    self._reporter.shutdown_ran_out(self._accepted - self._settled)
+                self.tell_on_disk()
         elif thread is None or not thread.is_alive():
             self._finish()  # no worker (idle, or a child at exit): deliver and clean up here
 

@@ -243,18 +243,24 @@ def test_rows_older_than_spool_max_age_are_never_sent_even_from_a_dead_holder(sp
 
 
 @needs_posix
-def test_exit_takes_at_most_shutdown_timeout_and_leaves_events_on_disk(script: Script, spool: Path) -> None:
-    """A normal exit with Segment unreachable ends within shutdown_timeout (1 s); the events stay
-    on disk, none counted failed, and the report says they will be sent later."""
-    writer = script(
-        "spool_writer.py", str(spool), "25", "exit", extra_env={"SEGMENT_HOST": closed_port_url()}
-    )
+@pytest.mark.parametrize("ending", ["exit", "sigterm"])
+@pytest.mark.parametrize("segment", ["refusing", "hanging"])
+def test_exit_takes_at_most_shutdown_timeout_and_leaves_events_on_disk(
+    script: Script, spool: Path, black_hole: str, ending: str, segment: str
+) -> None:
+    """A normal exit or a SIGTERM, with Segment refusing connections or never answering, ends
+    within shutdown_timeout (1 s); the events stay on disk, none counted failed, and the report
+    says they will be sent later (also when the worker is stuck in a request at the end)."""
+    host = closed_port_url() if segment == "refusing" else black_hole
+    writer = script("spool_writer.py", str(spool), "25", ending, extra_env={"SEGMENT_HOST": host})
     wait_for_line(writer, "spooled", timeout=20)
     started = time.monotonic()
+    if ending == "sigterm":
+        writer.send_signal(signal.SIGTERM)
     status, _, stderr = finish(writer)
     assert time.monotonic() - started < 2.5
-    assert status == 0, stderr
-    assert "25 events not delivered yet stay in the spool" in stderr
+    assert status == (-signal.SIGTERM if ending == "sigterm" else 0), stderr
+    assert stderr.count("25 events not delivered yet stay in the spool") == 1, stderr
     assert "will be sent later" in stderr
     assert "not delivered:" not in stderr  # nothing reported as failed
     assert rows(spool) == 25
