@@ -56,8 +56,9 @@ _RENEW_EVERY = LEASE / 4
 _TAKEOVER_EVERY = 1.0
 """Seconds between two looks for leases whose holder (a process on this machine) is dead, while
 free rows keep coming; a lease that finds none free looks at once."""
-_BUSY_TIMEOUT_MS = 10_000
-"""How long a write waits for another process's transaction before giving up (and falling back)."""
+_BUSY_TIMEOUT_MS = 2_000
+"""How long a write waits for another connection's transaction before giving up for now: the
+events wait in memory and the worker tries again (:class:`SpoolBusy`); the spool stays in use."""
 _ROW_OVERHEAD = 48
 """Bytes a row costs beyond its JSON (ids, times, token, b-tree cells), for the size cap."""
 _SCHEMA = """
@@ -76,6 +77,16 @@ CREATE INDEX IF NOT EXISTS batches_by_source ON batches (source);  -- rowid (id)
 
 class SpoolError(Exception):
     """The spool file cannot be opened or written; the message names the file and why."""
+
+
+class SpoolBusy(SpoolError):
+    """Another connection held the file's write lock longer than the busy timeout: try again later."""
+
+
+def _error(path: str, exc: sqlite3.Error) -> SpoolError:
+    """The :class:`SpoolError` (or :class:`SpoolBusy`) for a ``sqlite3`` error on ``path``."""
+    busy = isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+    return (SpoolBusy if busy else SpoolError)(f"{path}: {exc}")
 
 
 def source_token(write_key: str) -> str:
@@ -171,7 +182,7 @@ class Spool:
             self._connect()
         except sqlite3.OperationalError as exc:  # locked, read-only, cannot open: not corruption
             self._forget()
-            raise SpoolError(f"{self.path}: {exc}") from exc
+            raise _error(self.path, exc) from exc
         except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
             self._forget()
             aside = moved_aside_name(self.path)
@@ -262,7 +273,7 @@ class Spool:
         try:
             yield
         except sqlite3.Error as exc:
-            raise SpoolError(f"{self.path}: {exc}") from exc
+            raise _error(self.path, exc) from exc
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

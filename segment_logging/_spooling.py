@@ -20,7 +20,7 @@ from ._diagnostics import plural, report
 from ._errors import DeliveryError
 from ._options import Settings, resolve_spool
 from ._retry import is_retryable
-from ._spool import Leased, Spool, SpoolError, source_token
+from ._spool import Leased, Spool, SpoolBusy, SpoolError, source_token
 from ._transport import Delivery, HttpClient
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ SPOOL_CHUNK = 1000
 """Events the worker stores in one transaction at most while a burst keeps coming."""
 SPOOL_BATCHES = 10
 """Batches leased in one transaction (sent one after the other)."""
+SPOOL_BUSY_RETRY = 1.0
+"""Seconds before trying again a spool another connection kept locked (past SQLite's busy timeout)."""
 SPOOL_POLL = 5.0
 """Seconds between looks at the spool while this process has nothing of its own to send: rows other
 processes hold or add (one of them may die) are sent by whichever live process looks first."""
@@ -78,6 +80,7 @@ class Spooling:
         self._leased_at = 0.0
         self._spool_polling = False  # waiting only to look again: the worker may hold its queue weakly
         self._told_on_disk = False
+        self._told_busy = False
 
     def _make_spool(self) -> Spool | None:
         """The spool the options ask for (no I/O yet), or None; with one, batches are kept, not given up."""
@@ -111,10 +114,25 @@ class Spooling:
             exc,
         )
 
+    def _spool_busy(self, exc: SpoolBusy) -> None:
+        """The file is locked by another connection for now: events wait in memory, tried again soon."""
+        self._spool_due = monotonic() + SPOOL_BUSY_RETRY
+        if not self._told_busy:
+            self._told_busy = True
+            report(
+                logging.WARNING,
+                "segment-logging: the spool is locked by another connection (%s); events wait in memory "
+                "and are stored once it is free",
+                exc,
+            )
+
     def _open_spool(self) -> bool:
         assert self._spool is not None
         try:
             self._spool.open()
+        except SpoolBusy as exc:
+            self._spool_busy(exc)
+            return False
         except SpoolError as exc:
             self._spool_broken(exc)
             return False
@@ -138,6 +156,9 @@ class Spooling:
         pieces = backlog.peek_all()
         try:
             stored = spool.store(pieces, max_size=backlog.max_batch_size, max_bytes=backlog.max_batch_bytes)
+        except SpoolBusy as exc:
+            self._spool_busy(exc)
+            return  # they stay in memory, stored at a later turn
         except SpoolError as exc:
             self._spool_broken(exc)
             return
@@ -161,7 +182,8 @@ class Spooling:
         spool = self._spool
         assert spool is not None
         if not spool.opened and not self._open_spool():
-            return 0.0  # fell back: the next turn works from memory
+            # Fell back (the next turn works from memory), or locked for now: opened at a later turn.
+            return 0.0 if self._spool is None else max(0.0, self._spool_due - monotonic())
         now = monotonic()
         urgent = self._backlog.flushing or self._stopping or self._hurried or self._deadline is not None
         polled, self._spool_polling = self._spool_polling, False
@@ -209,6 +231,9 @@ class Spooling:
                         batches=SPOOL_BATCHES,
                     )
                 )
+        except SpoolBusy as exc:
+            self._spool_busy(exc)
+            return False
         except SpoolError as exc:
             self._spool_broken(exc)
             return True
@@ -268,6 +293,8 @@ class Spooling:
         self._in_hand.clear()
         try:
             self._spool.release(ids)
+        except SpoolBusy:
+            pass  # locked for now: their lease runs out, and then they are free again
         except SpoolError as error:
             self._spool_broken(error)
             return
@@ -292,6 +319,8 @@ class Spooling:
             self._settle_flushes()
         try:
             spool.renew()
+        except SpoolBusy:
+            pass  # tried again at the next renewal
         except SpoolError as exc:
             self._spool_broken(exc)
         return True

@@ -497,6 +497,36 @@ def test_a_corrupt_spool_is_moved_aside_not_deleted(
     assert caplog.text.count("moved aside to") == 1
 
 
+def test_a_spool_locked_by_another_connection_for_a_while_stays_in_use(
+    make_handler: MakeHandler,
+    server: SegmentServer,
+    spool: Path,
+    log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A lock held longer than SQLite's busy timeout (an operator's sqlite3 shell, a backup) is
+    waited out: the events wait in memory, are stored and sent once it is free, the spool stays
+    in use (no fall-back to memory), and one warning says so."""
+    handler = make_handler(spool=spool, flush_interval=0.05)
+    log_events(log, handler, 3)
+    assert handler.flush(10)
+    with sqlite3.connect(spool, isolation_level=None) as db:
+        db.execute("BEGIN EXCLUSIVE")
+        log_events(log, handler, 3, name="During")
+        assert not handler.flush(3)  # past the 2 s busy timeout: still in memory
+        db.execute("COMMIT")
+    db.close()
+    assert handler.flush(10)
+    assert len(server.events("During")) == 3
+    log_events(log, handler, 2, name="After")
+    assert handler.flush(10)
+    assert handler.stats()["spooled"] == 0
+    assert len(server.events("After")) == 2
+    handler.close()
+    assert caplog.text.count("locked by another connection") == 1
+    assert "cannot be used" not in caplog.text
+
+
 def test_spool_handlers_leave_no_connection_or_thread_behind(script: Script, tmp_path: Path) -> None:
     """Spools used every way (delivering, moved aside, fallen back, dropped without close()) leave
     no connection for the garbage collector (Python 3.13+ warns about one; pyproject ignores that
