@@ -53,6 +53,8 @@ DEFAULT_MAX_AGE = 12 * 3600.0
 LEASE = 60.0
 """Seconds a batch taken for sending stays reserved to its process; renewed while it waits to retry."""
 _RENEW_EVERY = LEASE / 4
+_CHECK_FILE_EVERY = 1.0
+"""Seconds between two checks that the path still names the file this process has open."""
 _TAKEOVER_EVERY = 1.0
 """Seconds between two looks for leases whose holder (a process on this machine) is dead, while
 free rows keep coming; a lease that finds none free looks at once."""
@@ -81,6 +83,15 @@ class SpoolError(Exception):
 
 class SpoolBusy(SpoolError):
     """Another connection held the file's write lock longer than the busy timeout: try again later."""
+
+
+class SpoolGone(SpoolError):
+    """The file was removed or replaced while open. ``rows``: this source's rows (id, events),
+    read back from the open (removed) file, which no later process could find."""
+
+    def __init__(self, message: str, rows: list[tuple[int, list[bytes]]]) -> None:
+        super().__init__(message)
+        self.rows = rows
 
 
 def _error(path: str, exc: sqlite3.Error) -> SpoolError:
@@ -165,6 +176,8 @@ class Spool:
     _next_takeover: float = field(default=0.0, init=False, repr=False)
     _deletes: list[tuple[int, int]] = field(default_factory=list, init=False, repr=False)
     _page_size: int = field(default=0, init=False, repr=False)
+    _identity: tuple[int, int] = field(default=(0, 0), init=False, repr=False)
+    _checked: float = field(default=0.0, init=False, repr=False)
 
     # -- opening and closing ---------------------------------------------------------
 
@@ -224,6 +237,8 @@ class Spool:
             raise
         self._owner = _owner_name()
         self.count = self._count(db)
+        opened = os.stat(self.path)
+        self._identity, self._checked = (opened.st_dev, opened.st_ino), monotonic()
 
     def _forget(self) -> None:
         db, self._db = self._db, None
@@ -281,6 +296,7 @@ class Spool:
         ``COMMIT``; rolled back on any error, a ``sqlite3`` one raised as :class:`SpoolError`."""
         with self._lock, self._named_errors():
             db = self._conn()
+            self._check_file(db)
             db.execute("BEGIN IMMEDIATE")
             try:
                 self._apply_deletes(db)
@@ -289,6 +305,25 @@ class Spool:
             except BaseException:
                 _rollback(db)
                 raise
+
+    def _check_file(self, db: sqlite3.Connection) -> None:
+        """Raise :class:`SpoolGone` when the path no longer names the open file (checked at most
+        every :data:`_CHECK_FILE_EVERY`): writing on would keep events where no one finds them."""
+        if monotonic() - self._checked < _CHECK_FILE_EVERY:
+            return
+        self._checked = monotonic()
+        try:
+            now = os.stat(self.path)
+            if (now.st_dev, now.st_ino) == self._identity:
+                return
+        except OSError:
+            pass
+        self._apply_deletes(db)  # delivered already: not to be read back
+        rows = db.execute("SELECT id, body FROM batches WHERE source = ? ORDER BY id", (self.source,))
+        raise SpoolGone(
+            f"{self.path}: the file was removed or replaced while in use",
+            [(row_id, body.split(_LINE)) for row_id, body in rows],
+        )
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

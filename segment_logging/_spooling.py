@@ -20,7 +20,7 @@ from ._diagnostics import plural, report
 from ._errors import DeliveryError
 from ._options import Settings, resolve_spool
 from ._retry import is_retryable
-from ._spool import Leased, Spool, SpoolBusy, SpoolError, source_token
+from ._spool import Leased, Spool, SpoolBusy, SpoolError, SpoolGone, source_token
 from ._transport import Delivery, HttpClient
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ class Spooling:
         self._spool_polling = False  # waiting only to look again: the worker may hold its queue weakly
         self._told_on_disk = False
         self._told_busy = False
+        self._spool_gone = False
 
     def _make_spool(self) -> Spool | None:
         """The spool the options ask for (no I/O yet), or None; with one, batches are kept, not given up."""
@@ -104,6 +105,12 @@ class Spooling:
         spool, self._spool = self._spool, None
         if spool is not None:
             spool.close()
+        self._in_hand.clear()
+        if isinstance(exc, SpoolGone):
+            # The batch in flight (if any) is not read back: it is delivered, or given back by _keep.
+            self._spool_gone = True
+            flying = set(self._leased.ids) if self._leased is not None else set()
+            self._reclaim([piece for row_id, pieces in exc.rows if row_id not in flying for piece in pieces])
         self._spool_ready = False
         self._client_settings = self.settings
         spool_client, self._http = self._http, HttpClient._with(self._client_settings)
@@ -125,6 +132,15 @@ class Spooling:
                 "and are stored once it is free",
                 exc,
             )
+
+    def _reclaim(self, pieces: list[bytes]) -> None:
+        """Queue again in memory what a removed spool file held (no other process can find it)."""
+        for piece in pieces:
+            if self._backlog.add(piece):
+                self._settled -= 1  # queued again: settled when sent or given up, as any other
+            else:
+                self._overflowed += 1
+                self._reporter.overflowed(self._dropped + self._overflowed)
 
     def _open_spool(self) -> bool:
         assert self._spool is not None
@@ -288,6 +304,8 @@ class Spooling:
         """Give a batch that could not be delivered now back to the spool (and the batches leased
         with it), to be tried again later."""
         if self._spool is None:
+            if self._spool_gone:
+                self._reclaim(leased.pieces)  # its file was removed: memory is all that is left
             return  # it broke meanwhile (reported): what it held stays on disk
         ids = leased.ids + [i for batch in self._in_hand for i in batch.ids]
         self._in_hand.clear()

@@ -527,6 +527,38 @@ def test_a_spool_locked_by_another_connection_for_a_while_stays_in_use(
     assert "cannot be used" not in caplog.text
 
 
+def test_a_spool_file_removed_while_in_use_gives_its_events_back_to_memory(
+    make_handler: MakeHandler,
+    server: SegmentServer,
+    spool: Path,
+    log: logging.Logger,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Someone deletes the spool file while Segment is down: the handler notices (within about a
+    second), reads the events back from the file it still has open, keeps them in memory with the
+    later ones, says so once, and delivers them all when Segment is back."""
+    server.fail_for(3600)
+    handler = make_handler(spool=spool, flush_interval=0.05)
+    log_events(log, handler, 10)
+    pause = threading.Event()
+    while handler.stats()["spooled"] < 10:
+        pause.wait(0.01)
+    for path in spool.parent.glob(f"{spool.name}*"):
+        path.unlink()
+    later = 0
+    while handler.stats()["spooled"]:  # noticed at the next transaction a second after the last look
+        log_events(log, handler, 1, name="Later")
+        later += 1
+        pause.wait(0.1)
+    server.fail_for(0)
+    assert handler.flush(15)
+    assert Counter(event["properties"]["index"] for event in server.events("Spooled")) == Counter(range(10))
+    assert len(server.events("Later")) == later
+    assert handler.stats()["failed"] == 0
+    assert "removed or replaced while in use" in caplog.text
+    assert not spool.exists()
+
+
 def test_spool_handlers_leave_no_connection_or_thread_behind(script: Script, tmp_path: Path) -> None:
     """Spools used every way (delivering, moved aside, fallen back, dropped without close()) leave
     no connection for the garbage collector (Python 3.13+ warns about one; pyproject ignores that
