@@ -8,8 +8,12 @@ what it sent and what is left, and exits with status 1 when something is left.
 from __future__ import annotations
 
 import argparse
-import logging
+import contextlib
 import os
+import sqlite3
+import sys
+
+from ._spool import source_token
 
 SUMMARY = "send what a spool file holds to Segment and exit (status 1 when something is left)"
 DESCRIPTION = (
@@ -34,23 +38,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Send the spool's rows of the source; 0 when none is left."""
+    """Send the spool's rows of the source within ``--timeout``: 0 when the file is left empty,
+    1 when something is left (or failed), 2 when the arguments cannot work."""
     from ._handler import SegmentHandler  # imported when the command runs: the command starts fast
 
-    if not os.path.exists(args.path):
-        print(f"segment-logging drain: no spool at {args.path}")
+    path = os.path.abspath(args.path)
+    if os.path.isdir(path):
+        print(f"segment-logging drain: {path} is a directory, not a spool file", file=sys.stderr)
+        return 2
+    if not os.path.exists(path):
+        print(f"segment-logging drain: no spool at {path}")
         return 1
-    handler = SegmentHandler(
-        args.write_key, host=args.host, spool=args.path, shutdown_timeout=min(args.timeout, 10.0)
-    )
-    logging.getLogger("segment_logging.drain").addHandler(
-        handler
-    )  # never logged to: kept alive, closed below
+    write_key = args.write_key or os.environ.get("SEGMENT_WRITE_KEY", "").strip()
+    if not write_key:
+        print(
+            "segment-logging drain: no write key: pass --write-key or set $SEGMENT_WRITE_KEY", file=sys.stderr
+        )
+        return 2
+    source = source_token(write_key)
     try:
-        handler.flush(args.timeout)
-    finally:
-        handler.close()
+        counts(path, source)
+    except sqlite3.Error as exc:  # not a database: left as it is, for a person to look at
+        print(f"segment-logging drain: {path} is not a readable spool ({exc}); nothing sent", file=sys.stderr)
+        return 1
+    # close() delivers what the file holds within shutdown_timeout, the whole --timeout.
+    handler = SegmentHandler(write_key, host=args.host, spool=path, shutdown_timeout=args.timeout)
+    handler.close()
     stats = handler.stats()
-    left = stats["spooled"]
-    print(f"sent {stats['sent']}, failed {stats['failed']}, left {left} in {args.path}")
-    return 1 if left or stats["failed"] else 0
+    try:
+        mine, others = counts(path, source)
+    except sqlite3.Error:
+        mine, others = stats["spooled"], 0
+    print(
+        f"sent {stats['sent']}, failed {stats['failed']}, left {mine} in {path}"
+        + (f"; {others} events of other sources (other write keys) are left as they are" if others else "")
+    )
+    return 1 if mine or others or stats["failed"] else 0
+
+
+def counts(path: str, source: str) -> tuple[int, int]:
+    """Events in the spool file at ``path``: of ``source``, and of other sources.
+
+    Raises:
+        sqlite3.Error: the file is not a readable spool.
+    """
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        mine, others = db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN source = ? THEN events END), 0), "
+            "COALESCE(SUM(CASE WHEN source != ? THEN events END), 0) FROM batches",
+            (source, source),
+        ).fetchone()
+    return int(mine), int(others)

@@ -823,6 +823,82 @@ def test_drain_exits_non_zero_when_something_is_left(
     assert rows(spool) == 7
 
 
+def test_drain_keeps_to_its_timeout_when_segment_never_answers(spool: Path, black_hole: str) -> None:
+    """--timeout bounds the whole command, also with a request that never gets an answer."""
+    store = Spool(path=str(spool), source=source_token("key"))
+    store.open()
+    store.store(
+        [b'{"type":"track","event":"E","userId":"u","messageId":"m1"}'], max_size=100, max_bytes=500_000
+    )
+    store.close()
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "segment_logging",
+            "drain",
+            str(spool),
+            "--write-key",
+            "key",
+            "--host",
+            black_hole,
+            "--timeout",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert time.monotonic() - started < 2 + 3  # the interpreter's start and exit, on a slow machine
+    assert done.returncode == 1
+    assert "sent 0, failed 0, left 1" in done.stdout
+
+
+def test_drain_says_what_other_sources_left_and_exits_one(spool: Path, server: SegmentServer) -> None:
+    """Rows of another write key are not sent (they are not this source's), and not hidden: the
+    command names them and exits 1, since the file is not empty."""
+    store = Spool(path=str(spool), source=source_token("another-key"))
+    store.open()
+    store.store([b'{"i":1}', b'{"i":2}'], max_size=100, max_bytes=500_000)
+    store.close()
+    done = drain(spool, server)
+    assert done.returncode == 1
+    assert "sent 0, failed 0, left 0 in" in done.stdout
+    assert "2 events of other sources (other write keys) are left as they are" in done.stdout
+    assert rows(spool) == 2
+
+
+@pytest.mark.parametrize("case", ["directory", "no key", "corrupt"])
+def test_drain_refuses_what_cannot_work_with_a_plain_message(tmp_path: Path, case: str) -> None:
+    """A directory, a missing write key or a file that is not a spool: one line on stderr, no
+    traceback, a non-zero status, and the file left as it was."""
+    spool = tmp_path / "segment.db"
+    garbage = b"not a database " * 100
+    if case == "directory":
+        spool.mkdir()
+    else:
+        spool.write_bytes(garbage)
+    env = {k: v for k, v in os.environ.items() if k != "SEGMENT_WRITE_KEY"}
+    key = [] if case == "no key" else ["--write-key", "key"]
+    done = subprocess.run(
+        [sys.executable, "-m", "segment_logging", "drain", str(spool), *key, "--host", closed_port_url()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == (1 if case == "corrupt" else 2), done.stderr
+    assert "Traceback" not in done.stderr
+    expected = {"directory": "is a directory", "no key": "no write key", "corrupt": "not a readable spool"}
+    assert expected[case] in done.stderr
+    if case != "directory":
+        assert spool.read_bytes() == garbage
+    assert [path.name for path in tmp_path.iterdir()] == ["segment.db"]
+
+
 def test_the_structlog_processor_takes_the_spool_option(server: SegmentServer, spool: Path) -> None:
     """SegmentProcessor(spool=...) spools and delivers like the handler."""
     from segment_logging.structlog import SegmentProcessor
