@@ -119,8 +119,9 @@ class Reporter:
         if due:
             report(
                 logging.WARNING,
-                "segment-logging: the spool %s holds spool_max_bytes (%d bytes): events are being dropped "
-                "(%d dropped in all, %d since the last report); Segment may be unreachable",
+                "segment-logging: the spool %s holds spool_max_bytes (%d bytes): new events are dropped "
+                "until Segment accepts what it holds (%d dropped in all, %d since the last report); "
+                "Segment may be slow or unreachable, or a burst larger than the spool came",
                 path,
                 max_bytes,
                 dropped,

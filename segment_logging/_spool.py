@@ -61,6 +61,8 @@ free rows keep coming; a lease that finds none free looks at once."""
 _BUSY_TIMEOUT_MS = 2_000
 """How long a write waits for another connection's transaction before giving up for now: the
 events wait in memory and the worker tries again (:class:`SpoolBusy`); the spool stays in use."""
+_WAL_LIMIT = 4 * 1024 * 1024
+"""Bytes the WAL file is cut back to after a checkpoint (``PRAGMA journal_size_limit``)."""
 _ROW_OVERHEAD = 48
 """Bytes a row costs beyond its JSON (ids, times, token, b-tree cells), for the size cap."""
 _SCHEMA = """
@@ -224,6 +226,9 @@ class Spool:
         self._db = db
         db.execute("PRAGMA journal_mode=WAL").fetchone()
         db.execute("PRAGMA synchronous=NORMAL")
+        # The WAL is checkpointed into the file every 1000 pages (SQLite's default) and cut back to
+        # this size after, so the disk holds at most about spool_max_bytes plus this.
+        db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT}").fetchone()
         if self.max_page_count is not None:
             db.execute(f"PRAGMA max_page_count={int(self.max_page_count)}").fetchone()
         db.execute("BEGIN IMMEDIATE")  # proves the file writable now, not at the first event
@@ -348,9 +353,20 @@ class Spool:
             stored = 0
             for row in rows:
                 body = _LINE.join(row)
+                if len(body) + _ROW_OVERHEAD > room:
+                    # The spool is full: what fits of this batch is kept, the rest and later ones dropped.
+                    fit: list[bytes] = []
+                    used = _ROW_OVERHEAD
+                    for piece in row:
+                        used += len(piece) + len(_LINE)
+                        if used > room:
+                            break
+                        fit.append(piece)
+                    if fit:
+                        kept.append(_LINE.join(fit))
+                        stored += len(fit)
+                    break
                 room -= len(body) + _ROW_OVERHEAD
-                if room < 0:
-                    break  # the spool is full: this batch and the later ones are dropped
                 kept.append(body)
                 stored += len(row)
             db.executemany(
