@@ -130,12 +130,23 @@ def _holder_is_dead(owner: str) -> bool:
     if len(parts) != 4 or parts[0] != socket.gethostname() or parts[1] != _pid_namespace():
         return False  # another machine or container: only its lease running out tells
     try:
-        os.kill(int(parts[2]), 0)
+        pid = int(parts[2])
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except (OSError, ValueError):
         return False
-    return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended but its parent has not reaped it yet (Linux; elsewhere: False)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ")".
+            return stat.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
 
 
 def moved_aside_name(path: str) -> str:
