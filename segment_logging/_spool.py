@@ -534,6 +534,7 @@ class Spool:
         """
         with self._transaction() as db:
             now = wall()
+            self._take_over_dead(db, now)  # a dead holder's rows are this sweep's too
             rows = db.execute(
                 "SELECT id, body FROM batches WHERE source = ? AND created < ? AND lease_until < ?",
                 (self.source, now - self.max_age, now),

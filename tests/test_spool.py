@@ -231,10 +231,22 @@ def test_rows_older_than_spool_max_age_are_never_sent_even_from_a_dead_holder(sp
     store.open()
     try:
         store.store([b'{"i":1}'], max_size=100, max_bytes=500_000)
-        with sqlite3.connect(spool) as db:
-            db.execute("UPDATE batches SET created = created - 61, lease_until = 0, owner = ''")
-        assert store.lease(max_size=100, max_bytes=500_000) == []
-        assert store.expire() == [b'{"i":1}']
+        assert store.lease(max_size=100, max_bytes=500_000)
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        with sqlite3.connect(spool) as db:  # spooled 61 s ago by a process that died holding it
+            host, namespace, _, tag = db.execute("SELECT owner FROM batches").fetchone()[0].split("/")
+            db.execute(
+                "UPDATE batches SET created = created - 61, owner = ?",
+                (f"{host}/{namespace}/{gone.pid}/{tag}",),
+            )
+        other = Spool(path=str(spool), source=source_token("key"), max_age=60)
+        other.open()
+        try:
+            assert other.expire() == [b'{"i":1}']  # the sweep takes over the dead holder's rows
+            assert other.lease(max_size=100, max_bytes=500_000) == []
+        finally:
+            other.close()
     finally:
         store.close()
 
