@@ -471,11 +471,11 @@ class Spool:
             self._renewed = monotonic()
 
     def delete(self, leased: Leased) -> None:
-        """Delete delivered (or given-up) batches this process holds, with the next transaction.
+        """Delete delivered (or given-up) batches this process holds: recorded now, carried out by
+        :meth:`sync` (the queue calls it right after) or else by the next transaction.
 
-        Deferred to save a commit per batch: a process that dies before may send them again,
-        under the same ``messageId`` (Segment de-duplicates), as when it dies between the
-        200 and the delete.
+        A process that dies before may send them again, under the same ``messageId`` (Segment
+        de-duplicates), as when it dies between the 200 and the delete.
         """
         ids = leased.ids
         with self._lock:

@@ -289,6 +289,11 @@ class Spooling:
         if done is not None:
             try:
                 spool.delete(done)
+                # At once, not with the next lease: a process that dies after a 200 must leave
+                # as little as possible for another to send again.
+                spool.sync()
+            except SpoolBusy:
+                pass  # deleted with the next transaction
             except SpoolError as exc:
                 self._spool_broken(exc)
         return True
