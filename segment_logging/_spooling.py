@@ -82,6 +82,8 @@ class Spooling:
         self._told_on_disk = False
         self._told_busy = False
         self._spool_gone = False
+        self._spool_retry_at = 0.0  # after a failed batch: when the spool may be sent from again
+        self._spool_failing_since = 0.0
 
     def _make_spool(self) -> Spool | None:
         """The spool the options ask for (no I/O yet), or None; with one, batches are kept, not given up."""
@@ -203,6 +205,12 @@ class Spooling:
         now = monotonic()
         urgent = self._backlog.flushing or self._stopping or self._hurried or self._deadline is not None
         polled, self._spool_polling = self._spool_polling, False
+        if now < self._spool_retry_at:  # a batch failed: nothing goes out before its retry
+            if self._backlog.flushing and now - self._spool_failing_since >= self.settings.max_retry_time:
+                # A flush waits as long as without a spool: the batch stays on disk, retried later.
+                self._spool_ready = False
+                self._settle_flushes()
+            return self._spool_retry_at - now  # not 0.0: an exit stops here, the rest stays on disk
         if now < self._spool_due and not urgent:
             self._spool_polling = polled
             return self._spool_due - now
@@ -321,11 +329,16 @@ class Spooling:
         except SpoolError as error:
             self._spool_broken(error)
             return
+        # Tried again after the policy's next backoff (max_retries, if set, ran out; or the wait
+        # Segment asked for did not fit in what was left of the deadline). Nothing from the spool is
+        # sent before then, even by a flush; an exit stops sending from it (the rest stays on disk).
+        now = monotonic()
+        if not self._spool_cycles:
+            self._spool_failing_since = now
+        self._spool_cycles += 1
+        self._spool_retry_at = self._spool_due = now + self._http.policy.backoff(self._spool_cycles)
         if self._stopping or self._deadline is not None:
             return  # the exit report says what stays on disk
-        # Tried again after the policy's next backoff (max_retries, if set, ran out).
-        self._spool_cycles += 1
-        self._spool_due = monotonic() + self._http.policy.backoff(self._spool_cycles)
         self._reporter.kept(len(leased.pieces), self._spool.path, exc)
 
     def _keep_lease(self) -> bool:

@@ -251,6 +251,26 @@ def test_rows_older_than_spool_max_age_are_never_sent_even_from_a_dead_holder(sp
         store.close()
 
 
+@pytest.mark.parametrize("ending", ["close", "flush"])
+def test_a_batch_segment_refused_is_not_tried_again_before_its_backoff(
+    make_handler: MakeHandler, server: SegmentServer, spool: Path, log: logging.Logger, ending: str
+) -> None:
+    """A 429 whose Retry-After (30 s) is longer than what a close() or a flush(2) has left: the
+    batch stays on disk, and neither sends from the spool again and again until its time is up
+    (each attempt would be refused the same way: it was hundreds of requests a second)."""
+    server.fail_next(10_000, status=429, retry_after="30")
+    handler = make_handler(spool=spool, shutdown_timeout=2)
+    log_events(log, handler, 10)
+    assert server.wait_for_requests(1)
+    if ending == "close":
+        handler.close()
+    else:
+        assert not handler.flush(2)
+    assert len(server.requests) <= 2
+    assert rows(spool) == 10
+    assert handler.stats()["failed"] == 0
+
+
 # -- promise 3: exit never waits on a dead Segment --------------------------------------------
 
 
