@@ -83,6 +83,7 @@ class Spooling:
         self._told_busy = False
         self._spool_gone = False
         self._spool_retry_at = 0.0  # after a failed batch: when the spool may be sent from again
+        self._spool_blocked_until = 0.0  # locked by another connection: memory only until then
         self._spool_failing_since = 0.0
 
     def _make_spool(self) -> Spool | None:
@@ -123,15 +124,25 @@ class Spooling:
             exc,
         )
 
+    def _spooling(self) -> bool:
+        """Whether events go through the spool now: it is set, and unless the process is ending
+        while another connection locks the file (then what is in memory is sent from memory,
+        as without a spool: it cannot wait for the lock)."""
+        if self._spool is None:
+            return False
+        ending = self._stopping or self._hurried or self._deadline is not None
+        return not ending or monotonic() >= self._spool_blocked_until
+
     def _spool_busy(self, exc: SpoolBusy) -> None:
-        """The file is locked by another connection for now: events wait in memory, tried again soon."""
-        self._spool_due = monotonic() + SPOOL_BUSY_RETRY
+        """The file is locked by another connection for now: events wait in memory (an ending
+        sends them from there), and the spool is tried again in SPOOL_BUSY_RETRY."""
+        self._spool_blocked_until = self._spool_due = monotonic() + SPOOL_BUSY_RETRY
         if not self._told_busy:
             self._told_busy = True
             report(
                 logging.WARNING,
                 "segment-logging: the spool is locked by another connection (%s); events wait in memory "
-                "and are stored once it is free",
+                "and are stored once it is free (or sent from memory if the process ends first)",
                 exc,
             )
 

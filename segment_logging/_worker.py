@@ -341,7 +341,7 @@ class EventQueue(Spooling):
             self._finish()
             return _STOPPED
         self._drain()
-        if self._spool is not None:
+        if self._spooling():
             return self._spool_step()
         if self._backlog.due(urgent=self._stopping or self._hurried or self._deadline is not None):
             self._send_next()
@@ -351,7 +351,7 @@ class EventQueue(Spooling):
     def _run_inline(self, until: Flush | None) -> None:
         """Do the worker's job on this thread (no worker can run): until ``until`` settles."""
         self._drain()
-        while self._spool is not None and (until is None or not until.done.is_set()):
+        while self._spooling() and (until is None or not until.done.is_set()):
             if (self._deadline is not None and monotonic() >= self._deadline) or self._spool_step() != 0.0:
                 break
         while self._backlog and (until is None or not until.done.is_set()):
@@ -381,9 +381,9 @@ class EventQueue(Spooling):
                 self._backlog.mark(item)
             else:
                 self._encode(item)  # type: ignore[arg-type]
-                if self._spool is not None and len(self._backlog) >= SPOOL_CHUNK:
+                if self._spooling() and len(self._backlog) >= SPOOL_CHUNK:
                     self._to_spool()  # one transaction per chunk while events keep coming
-        if self._spool is not None and self._backlog:
+        if self._spooling() and self._backlog:
             self._to_spool()
         self._settle_flushes()
 

@@ -567,6 +567,24 @@ def test_a_spool_locked_by_another_connection_for_a_while_stays_in_use(
     assert "cannot be used" not in caplog.text
 
 
+def test_closing_while_another_connection_locks_the_spool_sends_from_memory(
+    make_handler: MakeHandler, server: SegmentServer, spool: Path, log: logging.Logger
+) -> None:
+    """An ending cannot wait for a lock: close() (as at exit) sends what waits in memory as a
+    handler without a spool would, within shutdown_timeout."""
+    handler = make_handler(spool=spool, flush_interval=0.05, shutdown_timeout=3)
+    log_events(log, handler, 1)
+    assert handler.flush(10)
+    with sqlite3.connect(spool, isolation_level=None) as db:
+        db.execute("BEGIN EXCLUSIVE")
+        log_events(log, handler, 20, name="Locked")
+        handler.close()
+        db.execute("COMMIT")
+    db.close()
+    assert len(server.events("Locked")) == 20
+    assert handler.stats()["failed"] == 0
+
+
 def test_a_spool_file_removed_while_in_use_gives_its_events_back_to_memory(
     make_handler: MakeHandler,
     server: SegmentServer,
