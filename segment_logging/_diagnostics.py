@@ -101,7 +101,7 @@ def report(level: int, message: str, *args: Any, exc_info: bool = False) -> None
     lock held by a thread that is itself waiting for that worker (a handler that
     calls ``flush()`` from its ``emit``).
     """
-    if not logger.isEnabledFor(level):
+    if not _enabled(level):
         return
     shown = tuple(shorten(arg) for arg in args)
     error = sys.exc_info() if exc_info else None
@@ -112,8 +112,21 @@ def report(level: int, message: str, *args: Any, exc_info: bool = False) -> None
     _log(level, message, shown, error)
 
 
+def _enabled(level: int) -> bool:
+    """Whether a report at ``level`` is shown, by the logger's level (and ``logging.disable()``).
+
+    Also when the logger is disabled: ``dictConfig`` and ``fileConfig`` disable every logger that
+    exists before them unless told not to (``disable_existing_loggers``, true by default), and this
+    one exists from the import. An application that set up its logging did not ask for the
+    library's reports of lost events to vanish; it can still raise this logger's level.
+    """
+    if logger.disabled:
+        return level >= logger.getEffectiveLevel() and level > logger.manager.disable
+    return logger.isEnabledFor(level)
+
+
 def _log(level: int, message: str, args: tuple[Any, ...], error: Any) -> None:
-    if _shown_elsewhere(level):
+    if not logger.disabled and _shown_elsewhere(level):
         logger.log(level, message, *args, exc_info=error)
         return
     try:

@@ -484,6 +484,27 @@ def test_dictconfig_with_every_option(style: str, server: SegmentServer) -> None
         log.handlers.clear()
 
 
+def test_reports_are_shown_after_dictconfig_disabled_existing_loggers(
+    make_handler: MakeHandler,
+    server: SegmentServer,
+    logger: logging.Logger,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """dictConfig and fileConfig disable every logger that exists before them unless told not to
+    (disable_existing_loggers is true by default), the library's own among them: its reports of
+    events it could not send still reach stderr."""
+    library = logging.getLogger("segment_logging")
+    library.disabled = True  # what dictConfig({"version": 1, ...}) does to it
+    try:
+        handler = make_handler()
+        logger.addHandler(handler)
+        logger.info("Bad", extra={"segment": {"properties": {"plan": "pro"}}})  # no user_id
+        assert handler.flush(5)
+    finally:
+        library.disabled = False
+    assert "user_id or anonymous_id" in capsys.readouterr().err
+
+
 # -- found in review -----------------------------------------------------------------------------
 
 
