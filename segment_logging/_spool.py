@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import secrets
 import socket
@@ -328,18 +329,49 @@ class Spool:
         if monotonic() - self._checked < _CHECK_FILE_EVERY:
             return
         self._checked = monotonic()
-        try:
-            now = os.stat(self.path)
-            if (now.st_dev, now.st_ino) == self._identity:
-                return
-        except OSError:
-            pass
+        if self.file_is_there():
+            return
         self._apply_deletes(db)  # delivered already: not to be read back
-        rows = db.execute("SELECT id, body FROM batches WHERE source = ? ORDER BY id", (self.source,))
+        # Taken under a lease that never runs out, in one transaction: another process that has the
+        # removed file open too reads back only what this one did not take (and the other way round).
+        now = wall()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._take_over_dead(db, now)
+            db.execute(
+                "UPDATE batches SET owner = ?, lease_until = ? WHERE source = ? AND lease_until < ?",
+                (self._owner, math.inf, self.source, now),
+            )
+            rows = db.execute(
+                "SELECT id, body FROM batches WHERE source = ? AND owner = ? ORDER BY id",
+                (self.source, self._owner),
+            ).fetchall()
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
         raise SpoolGone(
             f"{self.path}: the file was removed or replaced while in use",
             [(row_id, body.split(_LINE)) for row_id, body in rows],
         )
+
+    def check_file(self) -> None:
+        """Raise :class:`SpoolGone` when the file was removed or replaced (looked at every second).
+
+        Raises:
+            SpoolGone: with this source's rows, read back from the removed file.
+            SpoolError: the database could not be read.
+        """
+        with self._lock, self._named_errors():
+            self._check_file(self._conn())
+
+    def file_is_there(self) -> bool:
+        """Whether the path still names the file this spool opened (False: removed or replaced)."""
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            return False
+        return (now.st_dev, now.st_ino) == self._identity
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -545,9 +577,15 @@ class Spool:
         return pieces
 
     def recount(self) -> int:
-        """Count this source's rows anew (other processes deliver and add rows too)."""
+        """Count this source's rows anew (other processes deliver and add rows too).
+
+        Raises:
+            SpoolGone: the file was removed or replaced (checked at most every second).
+            SpoolError: the database could not be read.
+        """
         self.sync()
         with self._lock, self._named_errors():
+            self._check_file(self._conn())
             self.count = self._count(self._conn())
             return self.count
 

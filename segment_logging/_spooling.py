@@ -9,7 +9,6 @@ then sends batches it leases from the file, retried per ``_retry`` until
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import deque
 from dataclasses import replace
@@ -106,8 +105,9 @@ class Spooling:
     def _spool_broken(self, exc: SpoolError) -> None:
         """Fall back to memory for good, saying once what happened and where."""
         spool, self._spool = self._spool, None
-        if spool is not None:
-            spool.close()
+        if spool is None:
+            return  # fell back already (a step still held the old spool): said once
+        spool.close()
         self._in_hand.clear()
         if isinstance(exc, SpoolGone):
             # The batch in flight (if any) is not read back: it is delivered, or given back by _keep.
@@ -227,19 +227,32 @@ class Spooling:
             return self._spool_due - now
         if polled and not urgent and not self._spool_fresh:
             # A periodic look: a read first, the write transactions of a lease only when there are rows.
-            with contextlib.suppress(SpoolError):
-                spool.recount()
+            if not self._recount():
+                return 0.0  # fell back: the next turn works from memory
             if not spool.count:
                 return self._poll_later(now)
         if self._send_spooled():
             return 0.0
         self._spool_ready = False  # nothing to send now: flushes waiting on the spool are done
         self._settle_flushes()
-        with contextlib.suppress(SpoolError):
-            spool.recount()
+        if not self._recount():
+            return 0.0
         if self._spool_due > now:
             return self._spool_due - now  # a batch kept after a failure: its retry is due then
         return self._poll_later(now)
+
+    def _recount(self) -> bool:
+        """Count the rows on disk anew; False when the file was removed (fell back to memory)."""
+        spool = self._spool
+        assert spool is not None
+        try:
+            spool.recount()
+        except SpoolGone as exc:
+            self._spool_broken(exc)
+            return False
+        except SpoolError:
+            pass  # counted at the next look
+        return True
 
     def _poll_later(self, now: float) -> float:
         """Nothing to send now: look again in SPOOL_POLL (rows others hold, or will leave behind)."""
@@ -305,7 +318,7 @@ class Spooling:
             self._spool_due = monotonic()  # more may be waiting: look again at once
         finally:
             self._leased = None
-        if done is not None:
+        if done is not None and self._spool is spool:  # else it broke meanwhile, and is closed
             try:
                 spool.delete(done)
                 # At once, not with the next lease: a process that dies after a 200 must leave
@@ -365,6 +378,7 @@ class Spooling:
             self._spool_ready = False
             self._settle_flushes()
         try:
+            spool.check_file()  # a long outage must not hide a removed file until the exit
             spool.renew()
         except SpoolBusy:
             pass  # tried again at the next renewal
@@ -378,8 +392,13 @@ class Spooling:
         assert spool is not None
         left = 0
         if spool.opened:
-            with contextlib.suppress(SpoolError):
+            try:
                 left = spool.recount()
+            except SpoolGone as exc:
+                self._spool_broken(exc)  # its events come back to memory, and are sent from there
+                return
+            except SpoolError:
+                left = spool.count
         spool.close()
         self.tell_on_disk(left)
 
@@ -394,6 +413,15 @@ class Spooling:
         if spool is None or not left or self._told_on_disk:
             return
         self._told_on_disk = True
+        if spool.opened and not spool.file_is_there():
+            report(
+                logging.ERROR,
+                "segment-logging: %s not delivered are lost: the spool %s that held them was removed "
+                "or replaced while in use",
+                plural(left, "event"),
+                spool.path,
+            )
+            return
         report(
             logging.WARNING,
             "segment-logging: %s not delivered yet stay in the spool %s (this process's, or of others "

@@ -367,10 +367,12 @@ class EventQueue(Spooling):
             return  # a second close() (logging.shutdown() flushes closed handlers): nothing to do
         self._finished = True
         self._run_inline(until=None)
-        self._reporter.unreported_invalid(self._invalid)
-        self._settle_flushes(everything=True)
         if self._spool is not None:
             self._close_spool()
+            if self._spool is None and self._backlog:
+                self._run_inline(until=None)  # read back from a spool file found removed just now
+        self._reporter.unreported_invalid(self._invalid)
+        self._settle_flushes(everything=True)
         self._http.close()
 
     def _drain(self) -> None:

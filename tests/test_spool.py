@@ -28,7 +28,7 @@ from conftest import SCRIPTS, Script, finish, wait_for_line
 from freezegun import freeze_time
 
 from segment_logging import SegmentHandler
-from segment_logging._spool import Spool, SpoolError, source_token
+from segment_logging._spool import Spool, SpoolError, SpoolGone, source_token
 from segment_logging.testing import SegmentServer
 
 MakeHandler = Callable[..., SegmentHandler]
@@ -615,6 +615,29 @@ def test_a_spool_file_removed_while_in_use_gives_its_events_back_to_memory(
     assert handler.stats()["failed"] == 0
     assert "removed or replaced while in use" in caplog.text
     assert not spool.exists()
+
+
+def test_two_processes_with_a_removed_spool_open_read_back_each_row_once(spool: Path) -> None:
+    """Two spools (two processes) have the file open when it is removed: each reads back the rows
+    it takes under a lease in one transaction, so no row comes back to both."""
+    source = source_token("key")
+    first, second = Spool(path=str(spool), source=source), Spool(path=str(spool), source=source)
+    first.open()
+    second.open()
+    try:
+        first.store([b'{"i":%d}' % i for i in range(6)], max_size=2, max_bytes=500_000)
+        for path in spool.parent.glob(f"{spool.name}*"):
+            path.unlink()
+        read_back: list[bytes] = []
+        for store in (first, second):
+            store._checked = -1e9  # as a second after the last look
+            with pytest.raises(SpoolGone) as gone:
+                store.check_file()
+            read_back += [piece for _, pieces in gone.value.rows for piece in pieces]
+        assert sorted(read_back) == sorted(b'{"i":%d}' % i for i in range(6))
+    finally:
+        first.close()
+        second.close()
 
 
 def test_spool_handlers_leave_no_connection_or_thread_behind(script: Script, tmp_path: Path) -> None:
