@@ -217,10 +217,7 @@ class Spooling:
         urgent = self._backlog.flushing or self._stopping or self._hurried or self._deadline is not None
         polled, self._spool_polling = self._spool_polling, False
         if now < self._spool_retry_at:  # a batch failed: nothing goes out before its retry
-            if self._backlog.flushing and now - self._spool_failing_since >= self.settings.max_retry_time:
-                # A flush waits as long as without a spool: the batch stays on disk, retried later.
-                self._spool_ready = False
-                self._settle_flushes()
+            self._end_flush_wait(since=self._spool_failing_since)
             return self._spool_retry_at - now  # not 0.0: an exit stops here, the rest stays on disk
         if now < self._spool_due and not urgent:
             self._spool_polling = polled
@@ -365,6 +362,13 @@ class Spooling:
             return  # the exit report says what stays on disk
         self._reporter.kept(len(leased.pieces), self._spool.path, exc)
 
+    def _end_flush_wait(self, *, since: float) -> None:
+        """A flush waits for a batch failing ``since`` as long as without a spool (max_retry_time);
+        then it is done, and the batch stays on disk, retried later."""
+        if self._backlog.flushing and monotonic() - since >= self.settings.max_retry_time:
+            self._spool_ready = False
+            self._settle_flushes()
+
     def _keep_lease(self) -> bool:
         """While a batch from disk waits to be retried: renew its lease; False once it is too old."""
         leased, spool = self._leased, self._spool
@@ -372,11 +376,7 @@ class Spooling:
             return True
         if spool.expired(leased.oldest):
             return False
-        patience = self.settings.max_retry_time
-        if self._backlog.flushing and monotonic() - self._leased_at > patience:
-            # A flush waits as long as without a spool: the batch stays on disk, retried.
-            self._spool_ready = False
-            self._settle_flushes()
+        self._end_flush_wait(since=self._leased_at)
         try:
             spool.check_file()  # a long outage must not hide a removed file until the exit
             spool.renew()
