@@ -119,6 +119,10 @@ class Backlog:
         then settles its flushes (with a spool, not before what is on disk is sent too)."""
         self.left += count
 
+    def unsettled(self, count: int) -> None:
+        """``count`` pieces counted as settled (on disk) are pending again: flushes wait for them."""
+        self.left -= count
+
     def peek_all(self) -> list[bytes]:
         """Everything pending, left in place (to store it, then :meth:`take_all` it)."""
         return list(self._pieces)

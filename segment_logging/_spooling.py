@@ -81,6 +81,7 @@ class Spooling:
         self._told_on_disk = False
         self._told_busy = False
         self._spool_gone = False
+        self._flight_reopened = False  # the batch in flight came from a file found removed meanwhile
         self._spool_retry_at = 0.0  # after a failed batch: when the spool may be sent from again
         self._spool_blocked_until = 0.0  # locked by another connection: memory only until then
         self._spool_failing_since = 0.0
@@ -104,16 +105,24 @@ class Spooling:
 
     def _spool_broken(self, exc: SpoolError) -> None:
         """Fall back to memory for good, saying once what happened and where."""
-        spool, self._spool = self._spool, None
+        spool = self._spool
         if spool is None:
             return  # fell back already (a step still held the old spool): said once
+        if isinstance(exc, SpoolGone):
+            # Pending again before the spool is dropped: a flush (or stats()) that sees no spool
+            # must see these events as queued, not settled on disk.
+            self._spool_gone = True
+            flying = self._leased
+            if flying is not None:
+                # Not read back: it is delivered, or given back by _keep; pending until then.
+                self._settled -= len(flying.pieces)
+                self._backlog.unsettled(len(flying.pieces))
+                self._flight_reopened = True
+            taken = set(flying.ids) if flying is not None else set()
+            self._reclaim([piece for row_id, pieces in exc.rows if row_id not in taken for piece in pieces])
+        self._spool = None
         spool.close()
         self._in_hand.clear()
-        if isinstance(exc, SpoolGone):
-            # The batch in flight (if any) is not read back: it is delivered, or given back by _keep.
-            self._spool_gone = True
-            flying = set(self._leased.ids) if self._leased is not None else set()
-            self._reclaim([piece for row_id, pieces in exc.rows if row_id not in flying for piece in pieces])
         self._spool_ready = False
         self._client_settings = self.settings
         spool_client, self._http = self._http, HttpClient._with(self._client_settings)
@@ -315,6 +324,11 @@ class Spooling:
             self._spool_due = monotonic()  # more may be waiting: look again at once
         finally:
             self._leased = None
+            if self._flight_reopened:  # its file was found removed meanwhile: settled only now
+                self._flight_reopened = False
+                self._settled += len(leased.pieces)
+                self._backlog.settled(len(leased.pieces))
+                self._settle_flushes()
         if done is not None and self._spool is spool:  # else it broke meanwhile, and is closed
             try:
                 spool.delete(done)

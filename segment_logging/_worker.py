@@ -146,6 +146,7 @@ class EventQueue(Spooling):
         up after being rejected by Segment or not delivered in time; ``invalid`` had
         metadata that could not become a message; ``retried`` counts messages sent again.
         """
+        spool = self._spool  # read first: a spool found removed gives its events back to memory, then goes
         return {
             "queued": self._accepted - self._settled,
             "sent": self._sent,
@@ -153,7 +154,7 @@ class EventQueue(Spooling):
             "failed": self._failed,
             "retried": self._retried,
             "invalid": self._invalid,
-            "spooled": self._spool.count if self._spool is not None else 0,
+            "spooled": spool.count if spool is not None else 0,
         }
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -175,7 +176,8 @@ class EventQueue(Spooling):
     def start_flush(self) -> Flush | None:
         """Ask the worker to send everything queued now; None when nothing is queued."""
         with self._lock:
-            if self._closed or (self._accepted == self._settled and self._spool is None):
+            # The spool first: one found removed gives its events back to memory before it goes.
+            if self._closed or (self._spool is None and self._accepted == self._settled):
                 return None  # with a spool, a flush also waits for what is on disk
             marker = Flush()
             self._intake.append(marker)

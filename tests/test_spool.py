@@ -617,6 +617,27 @@ def test_a_spool_file_removed_while_in_use_gives_its_events_back_to_memory(
     assert not spool.exists()
 
 
+def test_a_flush_waits_for_the_batch_in_flight_from_a_spool_file_removed_meanwhile(
+    make_handler: MakeHandler, server: SegmentServer, spool: Path, log: logging.Logger
+) -> None:
+    """The file goes while its only batch is being retried: that batch is not read back (it is in
+    hand), so it counts as queued again, and a flush waits until Segment takes it."""
+    server.fail_for(3600)
+    handler = make_handler(spool=spool, flush_interval=0.05)
+    log_events(log, handler, 10)
+    assert server.wait_for_requests(1)  # leased and in flight, failing
+    for path in spool.parent.glob(f"{spool.name}*"):
+        path.unlink()
+    pause = threading.Event()
+    while handler.stats()["spooled"]:  # noticed while the batch waits to be retried
+        pause.wait(0.05)
+    assert handler.stats()["queued"] == 10
+    server.fail_for(0)
+    assert handler.flush(15)
+    assert Counter(event["properties"]["index"] for event in server.events("Spooled")) == Counter(range(10))
+    assert handler.stats()["queued"] == 0
+
+
 def test_two_processes_with_a_removed_spool_open_read_back_each_row_once(spool: Path) -> None:
     """Two spools (two processes) have the file open when it is removed: each reads back the rows
     it takes under a lease in one transaction, so no row comes back to both."""
