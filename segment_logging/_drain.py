@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sqlite3
 import sys
@@ -33,8 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write-key", help="the source's write key (default: $SEGMENT_WRITE_KEY)")
     parser.add_argument("--host", help="Segment's API host (default: $SEGMENT_HOST, else api.segment.io)")
     parser.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds to spend sending at most (default: 60)"
+        "--timeout", type=_seconds, default=60.0, help="seconds to spend sending at most (default: 60)"
     )
+
+
+def _seconds(text: str) -> float:
+    """``--timeout``: a finite number of seconds, at least 0 (argparse names the option)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, at least 0; got {text!r}")
+    return seconds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"segment-logging drain: {path} is not a readable spool ({exc}); nothing sent", file=sys.stderr)
         return 1
     # close() delivers what the file holds within shutdown_timeout, the whole --timeout.
-    handler = SegmentHandler(write_key, host=args.host, spool=path, shutdown_timeout=args.timeout)
+    try:
+        handler = SegmentHandler(write_key, host=args.host, spool=path, shutdown_timeout=args.timeout)
+    except ValueError as exc:  # a --host that is not a URL (the message masks any password)
+        print(f"segment-logging drain: {exc}", file=sys.stderr)
+        return 2
     handler.close()
     stats = handler.stats()
     try:

@@ -1003,6 +1003,37 @@ def test_drain_refuses_what_cannot_work_with_a_plain_message(tmp_path: Path, cas
     assert [path.name for path in tmp_path.iterdir()] == ["segment.db"]
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--timeout", "-1", "argument --timeout: must be a finite number of seconds, at least 0; got '-1'"),
+        ("--timeout", "nan", "argument --timeout: must be a finite number of seconds, at least 0; got 'nan'"),
+        ("--timeout", "soon", "argument --timeout: not a number of seconds: 'soon'"),
+        ("--host", "ftp://127.0.0.1:1", "host must be an http:// or https:// URL"),
+        ("--host", "http://user:hunter2@127.0.0.1:1", "host must not carry credentials"),
+    ],
+)
+def test_drain_refuses_bad_options_naming_them(spool: Path, option: str, value: str, expected: str) -> None:
+    """A bad --timeout or --host: status 2 and one line that names it, no traceback, no secret, and
+    the spool's rows left as they were."""
+    store = Spool(path=str(spool), source=source_token("key"))
+    store.open()
+    store.store([b'{"i":1}'], max_size=100, max_bytes=500_000)
+    store.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "segment_logging", "drain", str(spool), "--write-key", "key", option, value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+    assert rows(spool) == 1
+
+
 def test_the_structlog_processor_takes_the_spool_option(server: SegmentServer, spool: Path) -> None:
     """SegmentProcessor(spool=...) spools and delivers like the handler."""
     from segment_logging.structlog import SegmentProcessor
