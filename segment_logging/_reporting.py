@@ -41,6 +41,12 @@ class Reporter:
         self._invalid_unreported = 0
         self._warned_closed = False
         self._timeout_reported = False
+        self.forked()
+
+    def forked(self) -> None:
+        """Forget what was said once about the spool: a forked child says it for itself."""
+        self._told_locked = False
+        self._told_on_disk = False
 
     def dropped(self, dropped: int, *, closed: bool) -> None:
         """An event was refused: the queue was full (``dropped`` in all so far), or closed."""
@@ -139,6 +145,60 @@ class Reporter:
                 path,
                 exc,
             )
+
+    def spool_unusable(self, exc: Exception) -> None:
+        """The spool cannot be used (``exc`` names the file and why): memory only from now on."""
+        report(
+            logging.WARNING,
+            "segment-logging: the spool cannot be used (%s); events are kept in memory only from now on",
+            exc,
+        )
+
+    def spool_moved_aside(self, path: str, aside: str) -> None:
+        """The spool at ``path`` was not a database: moved to ``aside``, a new one started."""
+        report(
+            logging.WARNING,
+            "segment-logging: the spool %s was not a readable database: it was moved aside to %s "
+            "and a new one started",
+            path,
+            aside,
+        )
+
+    def spool_locked(self, exc: Exception) -> None:
+        """Another connection holds the spool's lock for now (reported once)."""
+        if not self._told_locked:
+            self._told_locked = True
+            report(
+                logging.WARNING,
+                "segment-logging: the spool is locked by another connection (%s); events wait in memory "
+                "and are stored once it is free (or sent from memory if the process ends first)",
+                exc,
+            )
+
+    def left_on_disk(self, count: int, path: str, *, removed: bool) -> None:
+        """At an ending: ``count`` events stay in the spool at ``path`` (reported once); lost with it
+        when the file was ``removed`` or replaced while in use."""
+        if self._told_on_disk:
+            return
+        self._told_on_disk = True
+        if removed:
+            report(
+                logging.ERROR,
+                "segment-logging: %s not delivered are lost: the spool %s that held them was removed "
+                "or replaced while in use",
+                plural(count, "event"),
+                path,
+            )
+            return
+        report(
+            logging.WARNING,
+            "segment-logging: %s not delivered yet stay in the spool %s (this process's, or of others "
+            "using it): they will be sent later, by a process using it, the next one to start, or "
+            "`python -m segment_logging drain %s`",
+            plural(count, "event"),
+            path,
+            path,
+        )
 
     def shutdown_ran_out(self, undelivered: int) -> None:
         """``shutdown_timeout`` passed with the worker still in a request (reported once)."""

@@ -9,13 +9,12 @@ then sends batches it leases from the file, retried per ``_retry`` until
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ._clock import monotonic
-from ._diagnostics import plural, report
+from ._diagnostics import plural
 from ._errors import DeliveryError
 from ._options import Settings, resolve_spool
 from ._retry import is_retryable
@@ -78,8 +77,7 @@ class Spooling:
         self._in_hand: deque[Leased] = deque()  # leased with it, to be sent next
         self._leased_at = 0.0
         self._spool_polling = False  # waiting only to look again: the worker may hold its queue weakly
-        self._told_on_disk = False
-        self._told_busy = False
+        self._reporter.forked()
         self._spool_gone = False
         self._flight_reopened = False  # the batch in flight came from a file found removed meanwhile
         self._spool_retry_at = 0.0  # after a failed batch: when the spool may be sent from again
@@ -127,11 +125,7 @@ class Spooling:
         self._client_settings = self.settings
         spool_client, self._http = self._http, HttpClient._with(self._client_settings)
         spool_client.close()  # its connections: the worker (this thread) was its only user
-        report(
-            logging.WARNING,
-            "segment-logging: the spool cannot be used (%s); events are kept in memory only from now on",
-            exc,
-        )
+        self._reporter.spool_unusable(exc)
 
     def _spooling(self) -> bool:
         """Whether events go through the spool now: it is set, and unless the process is ending
@@ -146,14 +140,7 @@ class Spooling:
         """The file is locked by another connection for now: events wait in memory (an ending
         sends them from there), and the spool is tried again in SPOOL_BUSY_RETRY."""
         self._spool_blocked_until = self._spool_due = monotonic() + SPOOL_BUSY_RETRY
-        if not self._told_busy:
-            self._told_busy = True
-            report(
-                logging.WARNING,
-                "segment-logging: the spool is locked by another connection (%s); events wait in memory "
-                "and are stored once it is free (or sent from memory if the process ends first)",
-                exc,
-            )
+        self._reporter.spool_locked(exc)
 
     def _reclaim(self, pieces: list[bytes]) -> None:
         """Queue again in memory what a removed spool file held (no other process can find it)."""
@@ -175,13 +162,7 @@ class Spooling:
             self._spool_broken(exc)
             return False
         if self._spool.moved_aside is not None:
-            report(
-                logging.WARNING,
-                "segment-logging: the spool %s was not a readable database: it was moved aside to %s "
-                "and a new one started",
-                self._spool.path,
-                self._spool.moved_aside,
-            )
+            self._reporter.spool_moved_aside(self._spool.path, self._spool.moved_aside)
         return True
 
     def _to_spool(self) -> None:
@@ -424,24 +405,6 @@ class Spooling:
         """
         spool = self._spool
         left = spool.count if left is None and spool is not None else left
-        if spool is None or not left or self._told_on_disk:
+        if spool is None or not left:
             return
-        self._told_on_disk = True
-        if spool.opened and not spool.file_is_there():
-            report(
-                logging.ERROR,
-                "segment-logging: %s not delivered are lost: the spool %s that held them was removed "
-                "or replaced while in use",
-                plural(left, "event"),
-                spool.path,
-            )
-            return
-        report(
-            logging.WARNING,
-            "segment-logging: %s not delivered yet stay in the spool %s (this process's, or of others "
-            "using it): they will be sent later, by a process using it, the next one to start, or "
-            "`python -m segment_logging drain %s`",
-            plural(left, "event"),
-            spool.path,
-            spool.path,
-        )
+        self._reporter.left_on_disk(left, spool.path, removed=spool.opened and not spool.file_is_there())
