@@ -66,6 +66,13 @@ def bounded(until: float) -> Iterator[None]:
         _state.until = previous
 
 
+def tighten(until: float) -> None:
+    """Bring forward to ``until`` the deadline of this thread's request in flight (from the work
+    :func:`meanwhile` runs: an exit began, or the process was told to stop)."""
+    if _state.until is not None and until < _state.until:
+        _state.until = until
+
+
 def _left(timeout: float | None, error: type[Exception]) -> float | None:
     until = _state.until
     if until is None:
@@ -87,6 +94,8 @@ class _Stream(httpcore.NetworkStream):
             return self._inner.read(max_bytes, left)
         end = None if left is None else monotonic() + left
         while True:
+            if end is not None and _state.until is not None:
+                end = min(end, _state.until)  # the work may have brought the deadline forward
             step = _MEANWHILE_SLICE if end is None else min(end - monotonic(), _MEANWHILE_SLICE)
             if step <= 0:
                 raise httpcore.ReadTimeout("the request's deadline passed (timeout covers the whole request)")

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import math
 import os
+import signal
 import sqlite3
 import sys
 
@@ -79,14 +80,27 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a --host that is not a URL (the message masks any password)
         print(f"segment-logging drain: {exc}", file=sys.stderr)
         return 2
-    handler.close()
+    stopped_by: list[str] = []
+
+    def stop(signum: int, frame: object) -> None:
+        # A sidecar's SIGTERM, or Ctrl-C: end now; the rest stays in the file, and the summary says so.
+        stopped_by.append(signal.Signals(signum).name)
+        handler._queue.cut_short()
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        handler.close()
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
     stats = handler.stats()
     try:
         mine, others = counts(path, source)
     except sqlite3.Error:
         mine, others = stats["spooled"], 0
     print(
-        f"sent {stats['sent']}, failed {stats['failed']}, left {mine} in {path}"
+        (f"stopped by {stopped_by[0]}: " if stopped_by else "")
+        + f"sent {stats['sent']}, failed {stats['failed']}, left {mine} in {path}"
         + (f"; {others} events of other sources (other write keys) are left as they are" if others else "")
     )
     return 1 if mine or others or stats["failed"] else 0

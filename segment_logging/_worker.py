@@ -38,7 +38,7 @@ from ._backlog import Backlog, Flush
 from ._batch import wake_worker
 from ._clock import monotonic
 from ._compat import holding_logging_lock
-from ._deadline import meanwhile
+from ._deadline import meanwhile, tighten
 from ._diagnostics import flush_reports, plural, report, worker_threads
 from ._encoding import encode_raw
 from ._errors import DeliveryError, InvalidMessage
@@ -248,6 +248,12 @@ class EventQueue(Spooling):
         if self._deadline is None or deadline < self._deadline:
             self._deadline = deadline
 
+    def cut_short(self) -> None:
+        """Stop sending now (the process was told to stop): what close() still waits for is given up
+        at once, and with a spool stays on disk. Safe from a signal handler."""
+        self.limit_to(monotonic())
+        self._wake.set()
+
     def wait_closed(self) -> None:
         """After :meth:`begin_close`: wait until the worker finished, at most until the deadline."""
         thread = self._thread
@@ -441,10 +447,18 @@ class EventQueue(Spooling):
         if redirected is not None:
             return redirected[0]._deliver(redirected[1], batch, wait=self._pause, deadline=self._deadline)
         if self.send:
-            with meanwhile(self._drain):  # keep encoding (and bounding) what arrives meanwhile
+            with meanwhile(self._meanwhile):
                 return self._http._deliver(self._key, batch, wait=self._pause, deadline=self._deadline)
         # send=False: validated, converted and counted; nothing leaves the process
         return Delivery(len(batch), requests=1, sent=len(batch), carried=len(batch))
+
+    def _meanwhile(self) -> None:
+        """While a request waits for its answer: encode (and bound) what arrives, and end the request
+        by the deadline an exit or a stop set since it started."""
+        self._drain()
+        deadline = self._deadline
+        if deadline is not None:
+            tighten(deadline)
 
     def _settle_flushes(self, everything: bool = False) -> None:
         if self._spool is not None and self._spool_ready and not everything:

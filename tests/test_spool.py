@@ -960,6 +960,43 @@ def test_drain_keeps_to_its_timeout_when_segment_never_answers(spool: Path, blac
     assert "sent 0, failed 0, left 1" in done.stdout
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_drain_stops_at_once_when_told_to_and_says_what_is_left(
+    spool: Path, server: SegmentServer, signum: signal.Signals
+) -> None:
+    """A sidecar's drain gets SIGTERM (or a person presses Ctrl-C) while Segment holds its request:
+    it ends within a moment, not at --timeout, the rows stay in the file, and the summary says so."""
+    store = Spool(path=str(spool), source=source_token(server.write_key))
+    store.open()
+    store.store(
+        [b'{"type":"track","event":"E","userId":"u","messageId":"m1"}'], max_size=100, max_bytes=500_000
+    )
+    store.close()
+    server.pause()
+    command = [sys.executable, "-m", "segment_logging", "drain", str(spool), "--write-key", server.write_key]
+    process = subprocess.Popen(
+        [*command, "--host", server.url, "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.wait_for_held(1, timeout=30)
+        told = time.monotonic()
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        server.resume()
+    assert time.monotonic() - told < 5  # the interpreter's exit, on a slow machine
+    assert process.returncode == 1, err
+    assert out.startswith(f"stopped by {signum.name}: sent 0, failed 0, left 1 in"), out
+    assert "Traceback" not in err
+    assert rows(spool) == 1
+
+
 def test_drain_says_what_other_sources_left_and_exits_one(spool: Path, server: SegmentServer) -> None:
     """Rows of another write key are not sent (they are not this source's), and not hidden: the
     command names them and exits 1, since the file is not empty."""

@@ -110,6 +110,30 @@ def test_max_queue_bytes_drops_counts_and_reports(
     assert sum("max_queue_bytes" in text for text in _reports(caplog)) == 1
 
 
+def test_close_ends_a_request_that_hangs_at_its_deadline_and_counts_the_batch(
+    make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
+) -> None:
+    """A request sent before close() (so with only its own 30 s timeout) hangs: close() ends it at
+    shutdown_timeout, and the worker itself gives the batch up, counted, rather than staying in it."""
+    handler = make_handler(timeout=30, shutdown_timeout=1)
+    logger.addHandler(handler)
+    server.pause()
+    try:
+        logger.info("Hung", extra={"segment": {"user_id": "u"}})
+        assert handler.flush(timeout=0.2) is False
+        assert server.wait_for_held(1)
+        started = time.monotonic()
+        handler.close()
+        assert time.monotonic() - started < 1 + 1  # a generous slack on a loaded machine
+        settled = threading.Event()
+        while handler.stats()["queued"] and time.monotonic() - started < 5:  # the worker's last step
+            settled.wait(0.01)
+        stats = handler.stats()
+        assert (stats["queued"], stats["failed"], stats["sent"]) == (0, 1, 0)
+    finally:
+        server.resume()
+
+
 def test_frozen_clock_does_not_stop_flushes_or_retries(
     make_handler: MakeHandler, server: SegmentServer, logger: logging.Logger
 ) -> None:
