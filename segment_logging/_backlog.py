@@ -123,6 +123,15 @@ class Backlog:
         """``count`` pieces counted as settled (on disk) are pending again: flushes wait for them."""
         self.left -= count
 
+    def add_again(self, piece: bytes) -> bool:
+        """Append ``piece``, counted as settled (on disk) until now: pending again, so that every
+        flush, also one that began before, waits for it. False (nothing added) as :meth:`add`."""
+        if not self.add(piece):
+            return False
+        self.entered -= 1  # it entered before (or in another process): it did not leave after all
+        self.left -= 1
+        return True
+
     def peek_all(self) -> list[bytes]:
         """Everything pending, left in place (to store it, then :meth:`take_all` it)."""
         return list(self._pieces)

@@ -145,7 +145,7 @@ class Spooling:
     def _reclaim(self, pieces: list[bytes]) -> None:
         """Queue again in memory what a removed spool file held (no other process can find it)."""
         for piece in pieces:
-            if self._backlog.add(piece):
+            if self._backlog.add_again(piece):
                 self._settled -= 1  # queued again: settled when sent or given up, as any other
             else:
                 self._overflowed += 1

@@ -638,6 +638,35 @@ def test_a_flush_waits_for_the_batch_in_flight_from_a_spool_file_removed_meanwhi
     assert handler.stats()["queued"] == 0
 
 
+def test_a_flush_begun_before_the_spool_file_was_removed_waits_for_what_it_held(
+    make_handler: MakeHandler, server: SegmentServer, spool: Path, log: logging.Logger
+) -> None:
+    """A flush waits for ten batches on disk while Segment is down; the file is removed: the flush
+    does not return True until every event read back from it is delivered."""
+    server.fail_for(3600)
+    handler = make_handler(spool=spool, flush_interval=0.05, max_batch_size=10)
+    log_events(log, handler, 100)
+    pause = threading.Event()
+    while handler.stats()["spooled"] < 100:
+        pause.wait(0.01)
+    seen: list[tuple[bool, int]] = []
+
+    def flush() -> None:
+        done = handler.flush(30)
+        seen.append((done, len(server.events("Spooled"))))
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    for path in spool.parent.glob(f"{spool.name}*"):
+        path.unlink()
+    while handler.stats()["spooled"]:
+        pause.wait(0.05)
+    server.fail_for(0)
+    flusher.join(40)
+    assert seen == [(True, 100)]
+    assert handler.stats()["queued"] == 0
+
+
 def test_two_processes_with_a_removed_spool_open_read_back_each_row_once(spool: Path) -> None:
     """Two spools (two processes) have the file open when it is removed: each reads back the rows
     it takes under a lease in one transaction, so no row comes back to both."""
