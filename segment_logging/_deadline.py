@@ -36,6 +36,7 @@ _MEANWHILE_SLICE = 0.05
 class _State(threading.local):
     until: float | None = None
     meanwhile: Callable[[], object] | None = None
+    work_due = 0.0  # when the meanwhile work runs next, also while reads keep succeeding
 
 
 _state = _State()
@@ -50,6 +51,7 @@ def meanwhile(work: Callable[[], object]) -> Iterator[None]:
     what ``max_queue_bytes`` bounds.
     """
     previous, _state.meanwhile = _state.meanwhile, work
+    _state.work_due = monotonic() + _MEANWHILE_SLICE
     try:
         yield
     finally:
@@ -64,6 +66,12 @@ def bounded(until: float) -> Iterator[None]:
         yield
     finally:
         _state.until = previous
+
+
+def _run(work: Callable[[], object]) -> None:
+    _state.work_due = monotonic() + _MEANWHILE_SLICE
+    with contextlib.suppress(Exception):  # the other work must not fail the request
+        work()
 
 
 def tighten(until: float) -> None:
@@ -88,8 +96,10 @@ class _Stream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        left = _left(timeout, httpcore.ReadTimeout)
         work = _state.meanwhile
+        if work is not None and monotonic() >= _state.work_due:
+            _run(work)  # an answer trickled in small reads: the work (and its deadline) still runs
+        left = _left(timeout, httpcore.ReadTimeout)
         if work is None:
             return self._inner.read(max_bytes, left)
         end = None if left is None else monotonic() + left
@@ -106,11 +116,13 @@ class _Stream(httpcore.NetworkStream):
             except httpcore.ReadTimeout:
                 if end is not None and monotonic() >= end:
                     raise
-            with contextlib.suppress(Exception):  # the other work must not fail the request
-                work()
+            _run(work)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        work = _state.meanwhile
         for start in range(0, len(buffer), _WRITE_SLICE):
+            if work is not None and monotonic() >= _state.work_due:
+                _run(work)  # a server that reads slowly: the work (and its deadline) still runs
             self._inner.write(buffer[start : start + _WRITE_SLICE], _left(timeout, httpcore.WriteTimeout))
 
     def close(self) -> None:

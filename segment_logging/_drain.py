@@ -14,8 +14,12 @@ import os
 import signal
 import sqlite3
 import sys
+from typing import TYPE_CHECKING
 
 from ._spool import source_token
+
+if TYPE_CHECKING:
+    from ._handler import SegmentHandler
 
 SUMMARY = "send what a spool file holds to Segment and exit (status 1 when something is left)"
 DESCRIPTION = (
@@ -53,6 +57,25 @@ def _seconds(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Send the spool's rows of the source within ``--timeout``: 0 when the file is left empty,
     1 when something is left (or failed), 2 when the arguments cannot work."""
+    stopped_by: list[str] = []
+    handlers: list[SegmentHandler] = []
+
+    def stop(signum: int, frame: object) -> None:
+        # A sidecar's SIGTERM, or Ctrl-C: end now; the rest stays in the file, and the summary says so.
+        stopped_by.append(signal.Signals(signum).name)
+        for handler in handlers:
+            handler._queue.cut_short()
+
+    # From the start to the summary line: a signal at any point ends the command the same way.
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _drain(args, stopped_by, handlers)
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+
+
+def _drain(args: argparse.Namespace, stopped_by: list[str], handlers: list[SegmentHandler]) -> int:
     from ._handler import SegmentHandler  # imported when the command runs: the command starts fast
 
     path = os.path.abspath(args.path)
@@ -62,11 +85,16 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.exists(path):
         print(f"segment-logging drain: no spool at {path}")
         return 1
-    write_key = args.write_key or os.environ.get("SEGMENT_WRITE_KEY", "").strip()
-    if not write_key:
+    # As the handler reads it (a key's spaces are part of it: the rows' source is derived from it).
+    write_key = args.write_key if args.write_key is not None else os.environ.get("SEGMENT_WRITE_KEY", "")
+    if not write_key.strip():
         print(
             "segment-logging drain: no write key: pass --write-key or set $SEGMENT_WRITE_KEY", file=sys.stderr
         )
+        return 2
+    if args.host is not None and not args.host.strip():
+        # Not the default host: an unset variable in `--host "$HOST"` must not send to Segment itself.
+        print("segment-logging drain: --host is empty", file=sys.stderr)
         return 2
     source = source_token(write_key)
     try:
@@ -80,19 +108,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a --host that is not a URL (the message masks any password)
         print(f"segment-logging drain: {exc}", file=sys.stderr)
         return 2
-    stopped_by: list[str] = []
-
-    def stop(signum: int, frame: object) -> None:
-        # A sidecar's SIGTERM, or Ctrl-C: end now; the rest stays in the file, and the summary says so.
-        stopped_by.append(signal.Signals(signum).name)
-        handler._queue.cut_short()
-
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        handler.close()
-    finally:
-        for signum, action in previous.items():
-            signal.signal(signum, action)
+    handlers.append(handler)
+    if stopped_by:
+        handler._queue.cut_short()  # told to stop while the handler was being made
+    handler.close()
     stats = handler.stats()
     try:
         mine, others = counts(path, source)

@@ -268,7 +268,10 @@ def _on_sigterm(signum: int, frame: object) -> None:
     # Die of SIGTERM as without us (status 143), after delivering.
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
-    # Still alive: PID 1 in a container, where the default action does nothing. Keep watching.
+    # Still alive: PID 1 in a container, where the default action does nothing. Deliver what is
+    # logged from now on as before (not failed at once for the passed deadline); keep watching.
+    for queue in live_queues():
+        queue.carry_on()
     signal.signal(signum, _on_sigterm)
 
 

@@ -113,10 +113,10 @@ class Reporter:
             self._invalid_unreported = 0
 
     def failure(self, exc: DeliveryError, batch: list[bytes]) -> None:
-        """A batch was given up."""
+        """A batch was given up (not reported again after :meth:`shutdown_ran_out` counted it)."""
         if self._on_error is not None:
             self._call_on_error(exc, decode_pieces(batch))
-        else:
+        elif not self._timeout_reported:
             report(logging.ERROR, "segment-logging: %s", exc)
 
     def spool_full(self, path: str, max_bytes: int, dropped: int, count: int) -> None:

@@ -248,6 +248,14 @@ class EventQueue(Spooling):
         if self._deadline is None or deadline < self._deadline:
             self._deadline = deadline
 
+    def carry_on(self) -> None:
+        """The process outlived the signal that began its exit (PID 1 ignores SIGTERM's default
+        action): deliver as before, without that exit's deadline."""
+        with self._lock:
+            if not self._closed:
+                self.exit_deadline = None
+                self._deadline = None
+
     def cut_short(self) -> None:
         """Stop sending now (the process was told to stop): what close() still waits for is given up
         at once, and with a spool stays on disk. Safe from a signal handler."""
@@ -258,8 +266,13 @@ class EventQueue(Spooling):
         """After :meth:`begin_close`: wait until the worker finished, at most until the deadline."""
         thread = self._thread
         if thread is not None and thread.is_alive() and thread.ident != threading.get_ident():
-            assert self._deadline is not None
-            thread.join(max(0.0, self._deadline - monotonic()) + 0.05)
+            # In slices: a stop (cut_short) may bring the deadline forward meanwhile.
+            while thread.is_alive():
+                deadline = self._deadline
+                left = (monotonic() if deadline is None else deadline) + 0.05 - monotonic()
+                if left <= 0:
+                    break
+                thread.join(min(left, 0.1))
             if thread.is_alive():
                 # The worker is stuck in a request; it may still finish, so only report.
                 if self._accepted != self._settled:

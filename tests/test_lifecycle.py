@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -55,6 +57,43 @@ def test_sigterm_delivers_then_dies_of_sigterm(script: Script, server: SegmentSe
     assert status == -signal.SIGTERM, stderr
     assert "not stopped" not in stdout
     assert len(server.events("BeforeSigterm")) == 300
+
+
+def _unshare_works() -> bool:
+    try:
+        probe = subprocess.run([*_AS_PID_1, "true"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+_AS_PID_1 = ["unshare", "--user", "--map-root-user", "--pid", "--fork"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PID namespaces are Linux's")
+def test_a_process_that_outlives_sigterm_as_pid_1_delivers_what_it_logs_afterwards(
+    server: SegmentServer,
+) -> None:
+    """PID 1 in a container without an init ignores SIGTERM's default action, so it lives on after
+    the library delivered and re-raised: the events it logs afterwards are delivered as before, not
+    failed at once for the exit deadline the signal set."""
+    if not _unshare_works():
+        pytest.skip("this machine cannot start a process in a new PID namespace (unshare)")
+    env = {**os.environ, "SEGMENT_HOST": server.url, "SEGMENT_WRITE_KEY": server.write_key}
+    done = subprocess.run(
+        [*_AS_PID_1, sys.executable, str(SCRIPTS / "sigterm_as_pid1.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["alive 1", "flushed: True"], done.stdout + done.stderr
+    stats = json.loads(lines[2])
+    assert (stats["sent"], stats["failed"]) == (11, 0), done.stderr
+    assert len(server.events("After")) == 10
 
 
 @needs_fork

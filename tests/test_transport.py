@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import logging
 import math
 import socket
 import subprocess
@@ -193,6 +194,74 @@ def test_shutdown_deadline_bounds_a_trickling_request(raw: Callable[..., RawServ
         client._deliver(KEY, PIECES, deadline=monotonic() + 0.4)
     client.close()
     assert monotonic() - started < 2.0
+
+
+def _trickle_fast(conn: socket.socket, stop: threading.Event) -> None:
+    """A status line and headers that never end, one byte every 10 ms (no read ever waits long)."""
+    for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100_000:
+        if stop.wait(0.01):
+            return
+        conn.sendall(bytes([byte]))
+
+
+@pytest.mark.parametrize("script", [_trickle_fast, _silent], ids=["trickling", "silent"])
+def test_close_ends_a_request_sent_before_it_at_shutdown_timeout(
+    raw: Callable[..., RawServer],
+    script: Callable[[socket.socket, threading.Event], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A request sent before close() (bound only by its 30 s timeout) trickles or hangs: close()
+    ends it at shutdown_timeout, and the worker gives the batch up, counted and reported once."""
+    server = raw(script)
+    handler = SegmentHandler("key", host=server.url, timeout=30, shutdown_timeout=1)
+    record = logging.makeLogRecord({"msg": "Slow", "segment": {"user_id": "u"}})
+    handler.handle(record)
+    assert handler.flush(timeout=0.3) is False  # in flight
+    started = monotonic()
+    with caplog.at_level(logging.ERROR, logger="segment_logging"):
+        handler.close()
+        assert monotonic() - started < 1 + 1  # a generous slack on a loaded machine
+        settled = threading.Event()
+        while handler.stats()["queued"] and monotonic() - started < 5:  # the worker's last step
+            settled.wait(0.01)
+    stats = handler.stats()
+    assert (stats["queued"], stats["failed"], stats["sent"]) == (0, 1, 0)
+    assert len([r for r in caplog.records if r.name == "segment_logging"]) == 1, caplog.text
+
+
+def test_a_connection_that_never_opens_holds_close_only_to_shutdown_timeout_and_is_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Connecting cannot be cut short: close() still returns at shutdown_timeout and says what it
+    left behind; when the connection attempt ends later, the batch is counted failed, not reported
+    a second time."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    fillers = []
+    try:
+        for _ in range(4):  # a full accept queue: further connection attempts are dropped, unanswered
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(listener.getsockname())
+            fillers.append(filler)
+        host = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        handler = SegmentHandler("key", host=host, timeout=2, shutdown_timeout=0.5)
+        handler.handle(logging.makeLogRecord({"msg": "Unreachable", "segment": {"user_id": "u"}}))
+        assert handler.flush(timeout=0.2) is False
+        started = monotonic()
+        with caplog.at_level(logging.ERROR, logger="segment_logging"):
+            handler.close()
+            assert monotonic() - started < 0.5 + 1
+            settled = threading.Event()
+            while handler.stats()["queued"] and monotonic() - started < 10:  # the attempt's own timeout
+                settled.wait(0.05)
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+    assert (handler.stats()["queued"], handler.stats()["failed"]) == (0, 1)
+    reports = [r.getMessage() for r in caplog.records if r.name == "segment_logging"]
+    assert len(reports) == 1, reports
+    assert "shutdown_timeout (0.5 s) ran out with 1 event not delivered" in reports[0]
 
 
 def test_endless_error_body_is_read_only_a_little(raw: Callable[..., RawServer]) -> None:
