@@ -87,6 +87,9 @@ def _drain(args: argparse.Namespace, stopped_by: list[str], handlers: list[Segme
         return 1
     # As the handler reads it (a key's spaces are part of it: the rows' source is derived from it).
     write_key = args.write_key if args.write_key is not None else os.environ.get("SEGMENT_WRITE_KEY", "")
+    if args.write_key is not None and not args.write_key.strip():
+        print("segment-logging drain: --write-key is empty", file=sys.stderr)
+        return 2
     if not write_key.strip():
         print(
             "segment-logging drain: no write key: pass --write-key or set $SEGMENT_WRITE_KEY", file=sys.stderr

@@ -254,12 +254,13 @@ def _install_sigterm_handler() -> None:
 
 def _on_sigterm(signum: int, frame: object) -> None:
     if not _flush_everything():
-        left = sum(queue.stats()["queued"] for queue in live_queues())
+        queues = live_queues()
+        left = sum(queue.stats()["queued"] for queue in queues)
         if left:
             report(
                 logging.ERROR,
-                "segment-logging: SIGTERM: %s not delivered before the process ends (shutdown_timeout "
-                "ran out, or logging was being configured when the signal came)",
+                "segment-logging: SIGTERM: %s not delivered within shutdown_timeout (or logging was "
+                "being configured when the signal came)",
                 plural(left, "event"),
             )
     for queue in live_queues():

@@ -200,6 +200,10 @@ class Reporter:
             path,
         )
 
+    def carry_on(self) -> None:
+        """The process lives on after its exit began (see :meth:`EventQueue.carry_on`)."""
+        self._timeout_reported = False
+
     def shutdown_ran_out(self, undelivered: int) -> None:
         """``shutdown_timeout`` passed with the worker still in a request (reported once)."""
         if not self._timeout_reported:

@@ -250,11 +250,12 @@ class EventQueue(Spooling):
 
     def carry_on(self) -> None:
         """The process outlived the signal that began its exit (PID 1 ignores SIGTERM's default
-        action): deliver as before, without that exit's deadline."""
+        action): deliver as before, without that exit's deadline, and report failures again."""
         with self._lock:
             if not self._closed:
                 self.exit_deadline = None
                 self._deadline = None
+                self._reporter.carry_on()
 
     def cut_short(self) -> None:
         """Stop sending now (the process was told to stop): what close() still waits for is given up
@@ -503,9 +504,8 @@ class EventQueue(Spooling):
         batch = self._backlog.take_all()
         if batch:
             self._failed += len(batch)
-            self._settled += len(batch)
-            self._backlog.settled(len(batch))
-            self._settle_flushes()
+            # Reported before settled, as every give-up: a count of what is still queued, taken
+            # meanwhile by the exit, then names them twice rather than not at all.
             self._reporter.failure(
                 DeliveryError(
                     f"{plural(len(batch), 'message')} not delivered: shutdown_timeout "
@@ -513,6 +513,9 @@ class EventQueue(Spooling):
                 ),
                 batch,
             )
+            self._settled += len(batch)
+            self._backlog.settled(len(batch))
+            self._settle_flushes()
 
     def __repr__(self) -> str:
         return f"<EventQueue host={self.host!r} {self.stats()}>"

@@ -388,8 +388,26 @@ def test_sigterm_with_segment_hanging_is_bounded_and_reported(
     process.send_signal(signal.SIGTERM)
     status, _, stderr = finish(process, timeout=20)
     assert status == -signal.SIGTERM, stderr
-    # The exit's report, or the worker's (its request ran out of shutdown_timeout): whichever comes first.
+    # The exit's report, or the worker's (its request ran out of shutdown_timeout): whichever comes
+    # first, and only one of them.
     assert re.search(r"5 (events|messages) not delivered", stderr), stderr
+    assert stderr.count("not delivered") == 1, stderr
+
+
+def test_sigterm_with_segment_hanging_reports_every_lost_event(
+    script: Script, server: SegmentServer, black_hole: str
+) -> None:
+    """Five handlers, Segment never answering: SIGTERM's own line and the workers' lines (a worker
+    gives its batch up at the same deadline) together name every lost event (some may be named by
+    both: a worker can give up between the count and the line)."""
+    env = {"SEGMENT_HOST": black_hole, "SHUTDOWN_TIMEOUT": "1", "HANDLERS": "5"}
+    process = script("sigterm.py", "20", extra_env=env)
+    wait_for_line(process, "ready")
+    process.send_signal(signal.SIGTERM)
+    status, _, stderr = finish(process, timeout=20)
+    assert status == -signal.SIGTERM, stderr
+    counted = [int(n) for n in re.findall(r"(\d+) (?:events|messages) not delivered", stderr)]
+    assert sum(counted) >= 5 * 20, stderr
 
 
 def test_a_handler_dropped_right_after_logging_still_delivers(

@@ -1078,7 +1078,7 @@ def test_drain_refuses_what_cannot_work_with_a_plain_message(tmp_path: Path, cas
         ("--host", "ftp://127.0.0.1:1", "host must be an http:// or https:// URL"),
         ("--host", "http://user:hunter2@127.0.0.1:1", "host must not carry credentials"),
         ("--host", "", "--host is empty"),  # not Segment's own host: an unset "$HOST" sends nowhere
-        ("--write-key", " ", "no write key"),
+        ("--write-key", " ", "--write-key is empty"),
     ],
 )
 def test_drain_refuses_bad_options_naming_them(spool: Path, option: str, value: str, expected: str) -> None:
