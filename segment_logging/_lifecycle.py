@@ -254,8 +254,7 @@ def _install_sigterm_handler() -> None:
 
 def _on_sigterm(signum: int, frame: object) -> None:
     if not _flush_everything():
-        queues = live_queues()
-        left = sum(queue.stats()["queued"] for queue in queues)
+        left = sum(queue.stats()["queued"] for queue in live_queues())
         if left:
             report(
                 logging.ERROR,
